@@ -1,0 +1,175 @@
+"""Command line: ``xbench list|run|leaderboard``.
+
+Bad input (unknown names, malformed files, NaN attributions, empty rationales) is
+reported as one line on stderr with exit code 2 and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import XBenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise XBenchError(message)
+
+
+def _names(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .catalogue import task_specs
+    from .data import DatasetSource
+    from .explainers import Explainer
+    from .metrics import Metric
+
+    rows: list[dict[str, Any]]
+    if args.what == "tasks":
+        rows = []
+        for s in task_specs().values():
+            rows.append({"name": s.name, "modality": s.modality, "granularity": s.granularity,
+                         "replacement": s.replacement, "rationale": s.rationale, "default": s.default,
+                         "dataset": s.dataset.source, "model": s.model.source,
+                         "offline": DatasetSource.registry.get(s.dataset.source).offline,
+                         "description": s.description})
+    elif args.what == "explainers":
+        rows = [{"name": c.name, "family": c.family, "needs": sorted(c.needs), "stochastic": c.stochastic,
+                 "params": c.params, "description": c.describe()} for c in Explainer.registry]
+    else:
+        rows = [{"name": c.name, "family": c.family, "direction": c.direction, "range": list(c.range),
+                 "ideal": c.ideal, "needs": sorted(c.needs), "params": c.params, "formula": c.formula,
+                 "description": c.describe()} for c in Metric.registry]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        from tabulate import tabulate
+
+        keep = {"tasks": ["name", "modality", "granularity", "replacement", "rationale", "default", "model"],
+                "explainers": ["name", "family", "needs", "stochastic", "description"],
+                "metrics": ["name", "family", "direction", "range", "description"]}[args.what]
+        print(tabulate([[_cell(r[k]) for k in keep] for r in rows], headers=keep, tablefmt="simple"))
+    return 0
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) if not all(isinstance(x, (int, float)) for x in v) else \
+            "[" + ", ".join(f"{x:g}" for x in v) + "]"
+    return str(v)
+
+
+def build_config(args: argparse.Namespace):
+    from .catalogue import load_suite, task_specs
+    from .explainers import Explainer
+    from .metrics import Metric
+    from .runner import RunConfig
+    from .task import resolve_task
+
+    suite = load_suite(args.suite)
+    if args.tasks:
+        tasks = [resolve_task(t) for t in args.tasks]
+    else:
+        tasks = [s for s in task_specs().values() if s.default]
+        if not tasks:
+            raise XBenchError("no default tasks found (tasks/*.yaml with 'default: true'); name a task")
+    explainers = suite.explainers or [(n, {}) for n in Explainer.registry.names()]
+    if args.explainers:
+        by_name = dict(explainers)
+        explainers = [(n, by_name.get(n, {})) for n in _names(args.explainers)]
+        for n, _ in explainers:
+            Explainer.registry.get(n)
+    metrics = suite.metrics
+    if args.metrics:
+        by_name = dict(metrics)
+        metrics = [(n, by_name.get(n, {})) for n in _names(args.metrics)]
+        for n, _ in metrics:
+            Metric.registry.get(n)
+    return RunConfig(tasks, explainers, metrics, n=args.n or suite.n, seed=args.seed, suite=suite.name,
+                     cache=not args.no_cache)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import Runner, default_out
+
+    cfg = build_config(args)
+    out = Path(args.out) if args.out else default_out(cfg.suite)
+    progress = not args.no_progress and sys.stderr.isatty()
+    runner = Runner(cfg, out, progress=progress)
+    runner.run()
+    print((out / "leaderboard.md").read_text())
+    print(f"wrote {out}/ (leaderboard.md, leaderboard.json, leaderboard.csv, scores.csv, manifest.json)")
+    if runner.failures and not args.allow_failures:
+        print(f"xbench: error: {len(runner.failures)} problem(s) with the input; results are written, and "
+              f"failed examples are counted in n_failed (see above; --allow-failures exits 0)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import load_leaderboard, to_markdown
+
+    run = Path(args.run_dir)
+    if not (run / "leaderboard.json").exists():
+        raise XBenchError(f"{run}: not a run directory (no leaderboard.json)")
+    lb = load_leaderboard(run)
+    if args.format == "json":
+        print((run / "leaderboard.json").read_text(), end="")
+    elif args.format == "csv":
+        print(lb.to_csv(index=False), end="")
+    else:
+        manifest = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else None
+        print(to_markdown(lb, manifest), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="xbench", description="Benchmark explanation methods: faithfulness, plausibility, cost.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub.required = True
+    pl = sub.add_parser("list", help="list tasks, explainers or metrics")
+    pl.add_argument("what", choices=["tasks", "explainers", "metrics"])
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.set_defaults(func=cmd_list)
+    pr = sub.add_parser("run", help="run explainers x metrics on tasks (default: the offline catalogue)")
+    pr.add_argument("tasks", nargs="*", help="task names or task YAML paths (default: tasks with default: true)")
+    pr.add_argument("--explainers", help="comma-separated explainer names (default: the suite's, else all)")
+    pr.add_argument("--metrics", help="comma-separated metric names (default: the suite's)")
+    pr.add_argument("--suite", default="default", help="metric suite name in metrics/ or a YAML path")
+    pr.add_argument("--n", type=int, help="examples per task (default: the suite's n, else all)")
+    pr.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    pr.add_argument("--out", help="run directory (default runs/<suite>-<time>)")
+    pr.add_argument("--no-cache", action="store_true", help="recompute attributions instead of reading the cache")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pr.add_argument("--allow-failures", action="store_true", help="exit 0 even if some examples failed")
+    pr.set_defaults(func=cmd_run)
+    pb = sub.add_parser("leaderboard", help="print a run's leaderboard")
+    pb.add_argument("run_dir")
+    pb.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    pb.set_defaults(func=cmd_leaderboard)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args = parser().parse_args(argv)
+        if getattr(args, "n", None) is not None and args.n <= 0:
+            raise XBenchError("--n must be a positive integer")
+        return args.func(args)
+    except XBenchError as e:
+        print(f"xbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xbench: interrupted; files already written are complete", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

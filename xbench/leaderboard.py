@@ -1,0 +1,115 @@
+"""Leaderboard v1: per (task, explainer, metric) mean with a 95% bootstrap CI, and per-metric ranks.
+
+Pure functions over the per-example scores table. Failed examples (NaN attributions,
+empty rationales) are counted in ``n_failed`` and left out of the mean, never dropped
+silently.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tabulate import tabulate
+
+from .io import atomic_write, atomic_write_json, atomic_write_text
+from .seeding import np_rng
+
+ROW_FIELDS = ["task", "explainer", "metric", "family", "direction", "mean", "median", "ci_low", "ci_high",
+              "n", "n_failed", "rank"]
+ARROW = {"higher": "↑", "lower": "↓"}
+
+
+def bootstrap_ci(values: np.ndarray, *key: object, n_resamples: int = 1000,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean (scipy.stats.bootstrap, vectorised), seeded by ``key``."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    if len(values) == 1 or np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    res = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=level,
+                          method="percentile", vectorized=True, rng=np_rng("bootstrap", *key))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def summarize(scores: pd.DataFrame, n_resamples: int = 1000) -> pd.DataFrame:
+    """One row per (task, explainer, metric) with ROW_FIELDS, ranked within (task, metric)."""
+    from .metrics import Metric
+
+    rows = []
+    for (task, expl, metric), g in scores.groupby(["task", "explainer", "metric"], sort=False):
+        meta = Metric.registry.get(metric)
+        ok = g["value"][g["error"].fillna("") == ""].to_numpy(dtype=np.float64)
+        lo, hi = bootstrap_ci(ok, task, expl, metric, n_resamples=n_resamples)
+        rows.append({"task": task, "explainer": expl, "metric": metric, "family": meta.family,
+                     "direction": meta.direction, "mean": float(ok.mean()) if len(ok) else float("nan"),
+                     "median": float(np.median(ok)) if len(ok) else float("nan"), "ci_low": lo, "ci_high": hi,
+                     "n": int(len(ok)), "n_failed": int(len(g) - len(ok))})
+    df = pd.DataFrame(rows, columns=ROW_FIELDS[:-1])
+    df["rank"] = 0
+    for (_, metric), g in df.groupby(["task", "metric"], sort=False):
+        asc = g["direction"].iloc[0] == "lower"
+        df.loc[g.index, "rank"] = g["mean"].rank(method="min", ascending=asc, na_option="bottom").astype(int)
+    return df
+
+
+def _fmt(v: float, family: str) -> str:
+    if not np.isfinite(v):
+        return "–"
+    if family == "cost":
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return f"{v:.3f}"
+
+
+def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
+    """One GitHub table per task: explainers x metrics, 'mean [ci_low, ci_high] #rank'."""
+    parts = []
+    for task, g in lb.groupby("task", sort=False):
+        metrics = list(dict.fromkeys(g["metric"]))
+        quality = g[g["family"] != "cost"]
+        order = quality.groupby("explainer", sort=False)["rank"].mean().sort_values(kind="stable").index.tolist()
+        order += [e for e in dict.fromkeys(g["explainer"]) if e not in order]
+        table = []
+        for expl in order:
+            row = [expl]
+            for m in metrics:
+                r = g[(g["explainer"] == expl) & (g["metric"] == m)]
+                if r.empty:
+                    row.append("")
+                    continue
+                r = r.iloc[0]
+                cell = f"{_fmt(r['mean'], r['family'])} [{_fmt(r['ci_low'], r['family'])}, " \
+                       f"{_fmt(r['ci_high'], r['family'])}] #{r['rank']}"
+                if r["n_failed"]:
+                    cell += f" ({r['n_failed']} failed)"
+                row.append(cell)
+            table.append(row)
+        headers = ["explainer"] + [f"{m} {ARROW[g[g['metric'] == m]['direction'].iloc[0]]}" for m in metrics]
+        head = f"## {task}\n\n"
+        info = (manifest or {}).get("tasks", {}).get(task)
+        if info:
+            acc = info.get("model", {}).get("test_accuracy")
+            head += (f"n = {info['n_examples']} examples; replacement `{info['replacement']}`; "
+                     f"target `{info['target']}`; granularity `{info['granularity']}`"
+                     + (f"; model held-out accuracy {acc:.3f}" if acc is not None else "") + ".\n\n")
+        parts.append(head + tabulate(table, headers=headers, tablefmt="github"))
+    legend = ("Cells: mean [95% bootstrap CI] #rank within the metric (1 = best; ↑ higher is better, "
+              "↓ lower is better). Rows are ordered by mean rank over the non-cost metrics.")
+    return "# xbench leaderboard\n\n" + legend + "\n\n" + "\n\n".join(parts) + "\n"
+
+
+def write_leaderboard(run_dir: Path, scores: pd.DataFrame, manifest: dict[str, Any] | None = None) -> pd.DataFrame:
+    lb = summarize(scores)
+    run_dir = Path(run_dir)
+    atomic_write_json(run_dir / "leaderboard.json", json.loads(lb.to_json(orient="records")))
+    atomic_write(run_dir / "leaderboard.csv", lambda f: lb.to_csv(f, index=False))
+    atomic_write_text(run_dir / "leaderboard.md", to_markdown(lb, manifest))
+    return lb
+
+
+def load_leaderboard(run_dir: Path) -> pd.DataFrame:
+    return pd.DataFrame(json.loads((Path(run_dir) / "leaderboard.json").read_text()), columns=ROW_FIELDS)

@@ -1,0 +1,77 @@
+"""Plausibility: agreement of the attributions with the gold rationale G (0/1 over features)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import Context, Metric
+
+
+def spans(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive feature indices, as half-open (start, end) spans."""
+    idx = np.sort(np.asarray(indices))
+    if len(idx) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) != 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]] + 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+class _Plausibility(Metric):
+    family = "plausibility"
+    direction, ideal = "higher", 1.0
+    range = (0.0, 1.0)
+    needs = frozenset({"rationale"})
+
+    def topk(self, ctx: Context, i: int) -> np.ndarray:
+        """The hard rationale: the top-k features, with k = |G|."""
+        return ctx.order(i)[:int(ctx.task.examples[i].rationale.sum())]
+
+
+class TokenF1(_Plausibility):
+    """Token-level F1 of the top-|G| features against G (DeYoung et al. 2020).
+    With k = |G|, precision = recall, so F1 = |top_k ∩ G| / |G|."""
+
+    name = "token_f1"
+    formula = "|top_k ∩ G| / |G|,  k = |G|"
+
+    def score_one(self, ctx: Context, i: int, state) -> float:
+        g = ctx.task.examples[i].rationale.astype(bool)
+        return float(g[self.topk(ctx, i)].sum() / g.sum())
+
+
+class IOUF1(_Plausibility):
+    """ERASER IOU-F1 (DeYoung et al. 2020), per example: predicted spans are the runs of the
+    top-|G| features; a span matches when its IOU with a gold span is >= threshold. ERASER pools
+    the match counts over the dataset (micro); xbench scores each example, then averages."""
+
+    name = "iou_f1"
+    params = {"threshold": 0.5}
+    formula = ("2PR/(P+R),  P = #{pred spans with IOU ≥ 0.5 to some gold span}/#pred,  "
+               "R = #{gold spans with IOU ≥ 0.5 to some pred span}/#gold")
+
+    def score_one(self, ctx: Context, i: int, state) -> float:
+        gold = spans(np.flatnonzero(ctx.task.examples[i].rationale))
+        pred = spans(self.topk(ctx, i))
+        t = self.p["threshold"]
+        p = np.mean([max(iou(s, g) for g in gold) >= t for s in pred])
+        r = np.mean([max(iou(s, g) for s in pred) >= t for g in gold])
+        return float(0.0 if p + r == 0 else 2 * p * r / (p + r))
+
+
+class AUPRC(_Plausibility):
+    """Area under the precision-recall curve of the attributions against G (ERASER's soft score),
+    via ``sklearn.metrics.average_precision_score``."""
+
+    name = "auprc"
+    formula = "Σ_n (R_n − R_{n−1}) P_n over thresholds at each attribution value"
+
+    def score_one(self, ctx: Context, i: int, state) -> float:
+        from sklearn.metrics import average_precision_score
+
+        return float(average_precision_score(ctx.task.examples[i].rationale, ctx.expl.attributions[i]))

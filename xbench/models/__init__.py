@@ -1,0 +1,23 @@
+"""Model sources: each turns a task's ``model:`` block into a model and its tokenizer."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..registry import Registered, Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data import Splits
+    from ..spec import TaskSpec
+
+
+class ModelSource(Registered):
+    """A named way to get ``(model, tokenizer, info)`` for a task."""
+
+    registry: ClassVar[Registry["ModelSource"]] = Registry("model source")
+    offline: ClassVar[bool] = True
+
+    def load(self, task: "TaskSpec", splits: "Splits") -> tuple[Any, Any, dict]:  # pragma: no cover
+        raise NotImplementedError
+
+
+from . import bert  # noqa: E402,F401  (registers the built-in sources)

@@ -1,0 +1,166 @@
+"""``train-bert``: a small BERT trained locally, deterministically, and cached on disk.
+
+The tokenizer is a word-level ``tokenizers`` model built from the training words;
+the model is a ``transformers`` ``BertForSequenceClassification`` built from a
+``BertConfig``. Weights are saved as safetensors under the xbench cache, keyed by
+the dataset and model specs, and are never committed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..cache import cache_dir, content_key
+from ..errors import XBenchError
+from ..io import atomic_write_json
+from ..seeding import isolated_torch_rng, torch_gen
+from . import ModelSource
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TRAINER_VERSION = 1
+
+
+def build_word_tokenizer(words: list[str], model_max_length: int):
+    """A fast word-level tokenizer with BERT's special tokens, over ``words``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIALS)}
+    for w in sorted(set(words)):
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=model_max_length,
+    )
+
+
+def accuracy(model, tokenizer, records, max_length: int, batch_size: int = 256) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(records), batch_size):
+            chunk = records[i:i + batch_size]
+            enc = tokenizer([r.words for r in chunk], is_split_into_words=True, truncation=True,
+                            max_length=max_length, padding=True, return_tensors="pt")
+            pred = model(**enc).logits.argmax(-1).numpy()
+            correct += int((pred == np.array([r.label for r in chunk])).sum())
+    return correct / max(1, len(records))
+
+
+class TrainBert(ModelSource):
+    """A small BERT trained from scratch on the task's training split."""
+
+    name = "train-bert"
+    params = {
+        "hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128,
+        "epochs": 4, "lr": 2e-3, "batch_size": 64, "weight_decay": 0.01,
+        # share of non-rationale words replaced by [MASK] in training, so that the
+        # replacement token is in-distribution (and label-neutral) when metrics use it
+        "mask_prob": 0.1,
+    }
+
+    def load(self, task, splits) -> tuple[Any, Any, dict]:
+        import transformers
+        from transformers import BertForSequenceClassification
+
+        transformers.logging.disable_progress_bar()
+
+        # content-addressed: the training data itself, the resolved parameters, the trainer
+        data = content_key([(r.words, r.label, r.rationale) for r in splits.train + splits.test])
+        key = content_key({"data": data, "params": self.p, "seed": task.model.seed,
+                           "max_length": task.max_length, "trainer": TRAINER_VERSION,
+                           "torch": torch.__version__.split("+")[0]})
+        path = cache_dir("models", f"{task.name}-{key}")
+        if not (path / "meta.json").exists():
+            self._train_into(path, task, splits)
+        meta = json.loads((path / "meta.json").read_text())
+        from transformers import PreTrainedTokenizerFast
+
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+        model = BertForSequenceClassification.from_pretrained(str(path), use_safetensors=True,
+                                                              attn_implementation="eager")
+        model.eval()
+        meta["cache_path"] = str(path)
+        return model, tokenizer, meta
+
+    @staticmethod
+    def _maskable(enc, records) -> torch.Tensor:
+        """Token positions that may be masked in training: words outside the rationale
+        (all words, where a record has no rationale), never special tokens."""
+        out = torch.zeros(enc["input_ids"].shape, dtype=torch.bool)
+        for b, r in enumerate(records):
+            for j, w in enumerate(enc.word_ids(b)):
+                out[b, j] = w is not None and (r.rationale is None or not r.rationale[w])
+        return out
+
+    def _train_into(self, path: Path, task, splits) -> None:
+        from transformers import BertConfig, BertForSequenceClassification
+
+        p, seed = self.p, task.model.seed
+        tokenizer = build_word_tokenizer([w for r in splits.train for w in r.words], task.max_length)
+        config = BertConfig(
+            vocab_size=len(tokenizer), hidden_size=p["hidden_size"], num_hidden_layers=p["num_layers"],
+            num_attention_heads=p["num_heads"], intermediate_size=p["intermediate_size"],
+            max_position_embeddings=max(64, task.max_length), num_labels=len(splits.label_names),
+            pad_token_id=tokenizer.pad_token_id, attn_implementation="eager",
+            id2label=dict(enumerate(splits.label_names)),
+            label2id={n: i for i, n in enumerate(splits.label_names)},
+        )
+        t0 = time.perf_counter()
+        enc = tokenizer([r.words for r in splits.train], is_split_into_words=True, truncation=True,
+                        max_length=task.max_length, padding=True, return_tensors="pt")
+        labels = torch.tensor([r.label for r in splits.train])
+        gen = torch_gen("train-bert", task.name, seed, "batches")
+        maskable = self._maskable(enc, splits.train)
+        with isolated_torch_rng(seed):  # transformers' init and dropout draw from the global RNG
+            model = BertForSequenceClassification(config)
+            opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+            steps = p["epochs"] * ((len(labels) + p["batch_size"] - 1) // p["batch_size"])
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=steps,
+                                                        pct_start=0.1)
+            model.train()
+            for _ in range(p["epochs"]):
+                order = torch.randperm(len(labels), generator=gen)
+                for i in range(0, len(order), p["batch_size"]):
+                    idx = order[i:i + p["batch_size"]]
+                    ids = enc["input_ids"][idx]
+                    if p["mask_prob"] > 0:
+                        hit = (torch.rand(ids.shape, generator=gen) < p["mask_prob"]) & maskable[idx]
+                        ids = torch.where(hit, tokenizer.mask_token_id, ids)
+                    out = model(input_ids=ids, attention_mask=enc["attention_mask"][idx], labels=labels[idx])
+                    opt.zero_grad()
+                    out.loss.backward()
+                    opt.step()
+                    sched.step()
+        train_s = time.perf_counter() - t0
+        model.eval()
+        acc = accuracy(model, tokenizer, splits.test, task.max_length)
+        if task.model.min_accuracy is not None and acc < task.model.min_accuracy:
+            raise XBenchError(f"{task.path}: field 'model.min_accuracy': trained model reached "
+                              f"{acc:.4f} held-out accuracy, below {task.model.min_accuracy}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            atomic_write_json(tmp / "meta.json", {"test_accuracy": acc, "train_seconds": round(train_s, 2),
+                                                  "n_train": len(labels), "seed": seed, "params": p})
+            if path.exists():
+                shutil.rmtree(path)
+            tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,108 @@
+"""Feature removal in token-id space, and the shared perturbation engine.
+
+Inputs are never decoded and re-tokenised: a removed feature's tokens are replaced
+in the id sequence according to the task's replacement policy, and special tokens
+(``feature_ids == -1``) are never touched:
+
+- ``mask``: ids become ``[MASK]``;
+- ``unk``: ids become ``[UNK]``;
+- ``pad``: ids become ``[PAD]`` and their attention-mask entries 0;
+- ``delete``: the tokens are dropped and the sequence closes up.
+
+Metrics do not call the model. They submit keep-masks over an example's features
+to the :class:`PerturbationEngine`, which materialises them, drops every input it
+has already seen in this run (across metrics and explainers: the full input and the
+empty input recur constantly), sorts the rest by length and evaluates them in
+batches.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models.adapter import TextClassifier
+    from .task import TextExample
+
+Row = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+POLICIES = ("mask", "pad", "unk", "delete")
+
+
+def materialize(ex: "TextExample", keep: np.ndarray, policy: str, replacement_id: int) -> list[Row]:
+    """Perturbed ``(ids, attention, token_types)`` rows for each row of ``keep`` (m, F) bool."""
+    keep = np.asarray(keep, dtype=bool).reshape(-1, ex.n_features)
+    pos_keep = np.ones((keep.shape[0], len(ex.input_ids)), dtype=bool)
+    movable = ex.feature_ids >= 0
+    pos_keep[:, movable] = keep[:, ex.feature_ids[movable]]
+    tt = ex.token_type_ids
+    if policy == "delete":
+        return [(ex.input_ids[k], np.ones(int(k.sum()), dtype=np.int64), None if tt is None else tt[k])
+                for k in pos_keep]
+    if policy not in POLICIES:
+        raise ValueError(f"unknown replacement policy {policy!r}; valid: {', '.join(POLICIES)}")
+    ids = np.where(pos_keep, ex.input_ids[None, :], replacement_id)
+    att = pos_keep.astype(np.int64) if policy == "pad" else np.ones_like(ids)
+    return [(ids[i], att[i], tt) for i in range(len(ids))]
+
+
+class PerturbationEngine:
+    """Deduplicated, length-sorted, batched evaluation of perturbed inputs for one task.
+
+    ``submit`` returns integer handles; after ``run``, ``probs(handles)`` gives the
+    softmax outputs. ``n_requested`` counts submitted rows, ``n_unique`` distinct
+    inputs, and the model adapter's ``n_forward`` grows by exactly ``n_unique``.
+    """
+
+    def __init__(self, model: "TextClassifier", policy: str, batch_size: int | None = None) -> None:
+        self.model = model
+        self.policy = policy
+        self.replacement_id = int(model.replacement_ids[policy])
+        self.batch_size = batch_size or model.batch_size
+        self._index: dict[bytes, int] = {}
+        self._rows: list[Row] = []
+        self._probs = np.zeros((0, model.num_labels), dtype=np.float32)
+        self.n_requested = 0
+
+    @property
+    def n_unique(self) -> int:
+        return len(self._rows)
+
+    def submit(self, ex: "TextExample", keep: np.ndarray) -> np.ndarray:
+        rows = materialize(ex, keep, self.policy, self.replacement_id)
+        handles = np.empty(len(rows), dtype=np.int64)
+        for i, row in enumerate(rows):
+            key = row[0].tobytes() + b"|" + row[1].tobytes()
+            if row[2] is not None:
+                key += b"|" + row[2].tobytes()
+            h = self._index.get(key)
+            if h is None:
+                h = self._index[key] = len(self._rows)
+                self._rows.append(row)
+            handles[i] = h
+        self.n_requested += len(rows)
+        return handles
+
+    def run(self, progress: bool = False) -> None:
+        """Evaluate every input submitted since the last run, shortest first."""
+        start = len(self._probs)
+        pending = range(start, len(self._rows))
+        if not pending:
+            return
+        order = sorted(pending, key=lambda h: len(self._rows[h][0]))
+        out = np.zeros((len(self._rows), self.model.num_labels), dtype=np.float32)
+        out[:start] = self._probs
+        batches = range(0, len(order), self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc="forward passes", unit="batch", leave=False)
+        for b in batches:
+            idx = order[b:b + self.batch_size]
+            out[idx] = self.model.probs([self._rows[h] for h in idx])
+        self._probs = out
+
+    def probs(self, handles: np.ndarray) -> np.ndarray:
+        if len(handles) and handles.max() >= len(self._probs):
+            raise RuntimeError("engine.run() must be called before reading results")
+        return self._probs[handles]

@@ -1,0 +1,245 @@
+"""The runner: every (task, explainer, metric) combination, into a run directory.
+
+A :class:`WorkUnit` (one task, one explainer, a list of metrics) is plain data and
+can be serialised and executed anywhere. Within a process, the units of one task
+share a model and a :class:`~xbench.perturb.PerturbationEngine`: all their metrics'
+perturbations are evaluated in one deduplicated pass.
+
+Run directory layout::
+
+    manifest.json            config, seeds, versions, task/model info, timings
+    scores/<task>/<explainer>.csv   per-example scores of one unit (written atomically)
+    explanations/<task>/<explainer>.npz  the attributions that were scored
+    scores.csv               all per-example scores
+    leaderboard.json|md|csv  aggregated tables
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .cache import cache_dir, content_key
+from .explainers import Explainer, Explanations
+from .io import atomic_write, atomic_write_json
+from .metrics import BAD_ATTRIBUTIONS, Context, Metric
+from .perturb import PerturbationEngine
+from .spec import TaskSpec
+from .task import Task, load_task
+
+SCORE_COLUMNS = ["task", "explainer", "metric", "example", "value", "error", "replacement", "target", "seed"]
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One task x one explainer x a list of metrics: independent and serialisable."""
+
+    task: dict[str, Any]
+    explainer: str
+    explainer_params: dict[str, Any]
+    metrics: list[tuple[str, dict[str, Any]]]
+    n: int | None
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WorkUnit":
+        return cls(d["task"], d["explainer"], d["explainer_params"], [tuple(m) for m in d["metrics"]],
+                   d["n"], d["seed"])
+
+
+@dataclass
+class RunConfig:
+    tasks: list[TaskSpec]
+    explainers: list[tuple[str, dict[str, Any]]]
+    metrics: list[tuple[str, dict[str, Any]]]
+    n: int | None = None
+    seed: int = 0
+    suite: str = "default"
+    cache: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"suite": self.suite, "n": self.n, "seed": self.seed,
+                "tasks": [t.to_dict() for t in self.tasks],
+                "explainers": [[n, {**Explainer.registry.get(n).params, **p}] for n, p in self.explainers],
+                "metrics": [[n, {**Metric.registry.get(n).params, **p}] for n, p in self.metrics]}
+
+    def units(self) -> list[WorkUnit]:
+        return [WorkUnit(t.to_dict(), e, p, self.metrics, self.n, self.seed)
+                for t in self.tasks for e, p in self.explainers]
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("xbench", "torch", "transformers", "captum", "quantus", "numpy", "scipy", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                           text=True, timeout=5)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def weights_hash(model: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def targets_for(task: Task, engine: PerturbationEngine) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, predictions): the predicted class unless the task says ``target: label``."""
+    handles = np.array([engine.submit(ex, np.ones(ex.n_features, bool))[0] for ex in task.examples])
+    engine.run()
+    pred = engine.probs(handles).argmax(1)
+    if task.spec.target == "label":
+        return np.array([ex.label for ex in task.examples]), pred
+    return pred, pred
+
+
+class Runner:
+    def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None) -> None:
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.failures: list[str] = []
+        self._seen: set[Any] = set()
+
+    def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str) -> Explanations:
+        """Attributions, from the on-disk cache when the same (task, explainer, params, seed) ran before."""
+        key = content_key({"task": task.spec.to_dict(), "data": task.fingerprint(), "model": model_hash,
+                           "explainer": explainer.name, "version": explainer.version, "params": explainer.p,
+                           "seed": self.config.seed, "targets": targets.tolist()})
+        path = cache_dir("attributions", f"{task.name}-{explainer.name}-{key}.npz")
+        meta = {"conventions": explainer.conventions(task), "cache_key": key}
+        if self.config.cache and path.exists():
+            try:
+                return Explanations.load(path, explainer.name, explainer.p, meta)
+            except (OSError, ValueError, KeyError):
+                pass  # unreadable cache entry: recompute
+        expl = explainer.explain(task, task.examples, targets.tolist(), self.config.seed, self.progress)
+        expl.meta.update(cache_key=key)
+        if self.config.cache:
+            expl.save(path)
+        return expl
+
+    def run(self) -> Path:
+        cfg, out = self.config, self.out
+        out.mkdir(parents=True, exist_ok=True)
+        t_start = time.time()
+        manifest: dict[str, Any] = {
+            "xbench_run": 1, "status": "running", "config": cfg.to_dict(), "seeds": {"run": cfg.seed},
+            "versions": versions(), "git_commit": git_commit(),
+            "hardware": {"machine": platform.machine(), "processor": platform.processor(),
+                         "system": platform.system(), "cpus": __import__("os").cpu_count()},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": {},
+        }
+        atomic_write_json(out / "manifest.json", manifest)
+        frames = []
+        for spec in cfg.tasks:
+            frames.append(self.run_task(spec, manifest["tasks"]))
+            atomic_write_json(out / "manifest.json", manifest)
+        scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+        atomic_write(out / "scores.csv", lambda f: scores.to_csv(f, index=False))
+        from .leaderboard import write_leaderboard
+
+        write_leaderboard(out, scores, manifest)
+        manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        wall_seconds=round(time.time() - t_start, 2), failures=self.failures)
+        atomic_write_json(out / "manifest.json", manifest)
+        return out
+
+    def run_task(self, spec: TaskSpec, info: dict[str, Any]) -> pd.DataFrame:
+        cfg = self.config
+        t0 = time.perf_counter()
+        task = load_task(spec, cfg.n)
+        engine = PerturbationEngine(task.model, spec.replacement)
+        targets, pred = targets_for(task, engine)
+        model_hash = weights_hash(task.model.model)
+        metrics = [Metric.registry.get(n)(**p) for n, p in cfg.metrics]
+        skipped = [m.name for m in metrics if "rationale" in m.needs and not spec.rationale]
+        metrics = [m for m in metrics if m.name not in skipped]
+        acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
+        tinfo = info[spec.name] = {
+            "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
+            "model_weights_sha256": model_hash, "model": task.info["model"], "accuracy_on_slice": acc,
+            "replacement": spec.replacement, "granularity": spec.granularity, "target": spec.target,
+            "skipped_metrics": skipped, "explainers": {}, "n_truncated": sum(ex.truncated for ex in task.examples),
+        }
+        # phase 1: explain, then let every metric submit its perturbations
+        planned = []
+        for unit_name, params in cfg.explainers:
+            explainer = Explainer.registry.get(unit_name)(**params)
+            expl = self.explain(task, explainer, targets, model_hash)
+            ctx = Context(task, expl, targets, engine, cfg.seed)
+            self._report_bad(spec, explainer.name, ctx)
+            planned.append((explainer, expl, ctx, [(m, m.plan(ctx)) for m in metrics]))
+            tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta}
+        # phase 2: one deduplicated, length-sorted pass over every requested input
+        f0 = task.model.n_forward
+        t1 = time.perf_counter()
+        engine.run(progress=self.progress)
+        tinfo["engine"] = {"requested": engine.n_requested, "unique": engine.n_unique,
+                           "forward_passes": task.model.n_forward - f0,
+                           "seconds": round(time.perf_counter() - t1, 3)}
+        # phase 3: score and write each unit atomically
+        frames = []
+        for explainer, expl, ctx, plans in planned:
+            rows = []
+            for m, states in plans:
+                values, errors = m.score(ctx, states)
+                for i, ex in enumerate(task.examples):
+                    rows.append((spec.name, explainer.name, m.name, ex.id, values[i], errors[i] or "",
+                                 spec.replacement, int(targets[i]), cfg.seed))
+                bad = [e for e in errors if e and e != BAD_ATTRIBUTIONS]  # those are reported per explainer
+                if bad:
+                    first = task.examples[errors.index(bad[0])].id
+                    self._fail(f"{spec.path}: example {first}: {bad[0]} ({len(bad)} example(s); counted in "
+                               f"n_failed of {m.name})", once=(spec.name, bad[0]))
+            df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+            atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
+            expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")
+            frames.append(df)
+        tinfo["seconds"] = round(time.perf_counter() - t0, 2)
+        return pd.concat(frames, ignore_index=True)
+
+    def _report_bad(self, spec: TaskSpec, name: str, ctx: Context) -> None:
+        bad = np.flatnonzero(~ctx.valid)
+        if len(bad):
+            self._fail(f"explainer {name} on task {spec.name}: NaN or infinite attributions for {len(bad)} "
+                       f"example(s), first {ctx.task.examples[bad[0]].id}; counted in n_failed")
+
+    def _fail(self, msg: str, once: Any = None) -> None:
+        if once is not None:
+            if once in self._seen:
+                return
+            self._seen.add(once)
+        self.failures.append(msg)
+        self.log(f"xbench: warning: {msg}")
+
+
+def default_out(suite: str) -> Path:
+    return Path("runs") / f"{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+
