@@ -127,11 +127,12 @@ class Runner:
         self.failures: list[str] = []
         self._seen: set[Any] = set()
 
-    def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str) -> Explanations:
+    def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str,
+                seed: int) -> Explanations:
         """Attributions, from the on-disk cache when the same (task, explainer, params, seed) ran before."""
         key = content_key({"task": task.spec.to_dict(), "data": task.fingerprint(), "model": model_hash,
                            "explainer": explainer.name, "version": explainer.version, "params": explainer.p,
-                           "seed": self.config.seed, "targets": targets.tolist()})
+                           "seed": seed, "targets": targets.tolist()})
         path = cache_dir("attributions", f"{task.name}-{explainer.name}-{key}.npz")
         meta = {"conventions": explainer.conventions(task), "cache_key": key}
         if self.config.cache and path.exists():
@@ -139,7 +140,7 @@ class Runner:
                 return Explanations.load(path, explainer.name, explainer.p, meta)
             except (OSError, ValueError, KeyError):
                 pass  # unreadable cache entry: recompute
-        expl = explainer.explain(task, task.examples, targets.tolist(), self.config.seed, self.progress)
+        expl = explainer.explain(task, task.examples, targets.tolist(), seed, self.progress)
         expl.meta.update(cache_key=key)
         if self.config.cache:
             expl.save(path)
@@ -158,8 +159,10 @@ class Runner:
         }
         atomic_write_json(out / "manifest.json", manifest)
         frames = []
+        units = cfg.units()
         for spec in cfg.tasks:
-            frames.append(self.run_task(spec, manifest["tasks"]))
+            mine = [u for u in units if u.task == spec.to_dict()]
+            frames.append(self.run_units(mine, manifest["tasks"], spec))
             atomic_write_json(out / "manifest.json", manifest)
         scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
         atomic_write(out / "scores.csv", lambda f: scores.to_csv(f, index=False))
@@ -171,16 +174,23 @@ class Runner:
         atomic_write_json(out / "manifest.json", manifest)
         return out
 
-    def run_task(self, spec: TaskSpec, info: dict[str, Any]) -> pd.DataFrame:
-        cfg = self.config
+    def run_units(self, units: list[WorkUnit], info: dict[str, Any], spec: TaskSpec | None = None
+                  ) -> pd.DataFrame:
+        """Execute work units of one task, sharing its model and perturbation engine.
+
+        A single unit, e.g. one rebuilt with ``WorkUnit.from_dict`` on another machine, runs the same
+        way and gives the same per-example scores as it does among all the others.
+        """
+        if len({json.dumps(u.task, sort_keys=True) for u in units}) != 1 or len({(u.n, u.seed) for u in units}) != 1:
+            raise ValueError("run_units takes units of one task, with one n and one seed")
+        spec = spec or TaskSpec.from_dict(units[0].task)
+        n, seed = units[0].n, units[0].seed
         t0 = time.perf_counter()
-        task = load_task(spec, cfg.n)
+        task = load_task(spec, n)
         engine = PerturbationEngine(task.model, spec.replacement)
         targets, pred = targets_for(task, engine)
         model_hash = weights_hash(task.model.model)
-        metrics = [Metric.registry.get(n)(**p) for n, p in cfg.metrics]
-        skipped = [m.name for m in metrics if "rationale" in m.needs and not spec.rationale]
-        metrics = [m for m in metrics if m.name not in skipped]
+        skipped: list[str] = []
         acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
         tinfo = info[spec.name] = {
             "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
@@ -190,10 +200,13 @@ class Runner:
         }
         # phase 1: explain, then let every metric submit its perturbations
         planned = []
-        for unit_name, params in cfg.explainers:
-            explainer = Explainer.registry.get(unit_name)(**params)
-            expl = self.explain(task, explainer, targets, model_hash)
-            ctx = Context(task, expl, targets, engine, cfg.seed)
+        for unit in units:
+            explainer = Explainer.registry.get(unit.explainer)(**unit.explainer_params)
+            metrics = [Metric.registry.get(n)(**p) for n, p in unit.metrics]
+            skipped += [m.name for m in metrics if "rationale" in m.needs and not spec.rationale]
+            metrics = [m for m in metrics if m.name not in skipped]
+            expl = self.explain(task, explainer, targets, model_hash, seed)
+            ctx = Context(task, expl, targets, engine, seed)
             self._report_bad(spec, explainer.name, ctx)
             planned.append((explainer, expl, ctx, [(m, m.plan(ctx)) for m in metrics]))
             tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta}
@@ -212,7 +225,7 @@ class Runner:
                 values, errors = m.score(ctx, states)
                 for i, ex in enumerate(task.examples):
                     rows.append((spec.name, explainer.name, m.name, ex.id, values[i], errors[i] or "",
-                                 spec.replacement, int(targets[i]), cfg.seed))
+                                 spec.replacement, int(targets[i]), seed))
                 bad = [e for e in errors if e and e != BAD_ATTRIBUTIONS]  # those are reported per explainer
                 if bad:
                     first = task.examples[errors.index(bad[0])].id
@@ -222,6 +235,7 @@ class Runner:
             atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
             expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")
             frames.append(df)
+        tinfo["skipped_metrics"] = sorted(set(skipped))
         tinfo["seconds"] = round(time.perf_counter() - t0, 2)
         return pd.concat(frames, ignore_index=True)
 

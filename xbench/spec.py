@@ -64,6 +64,13 @@ class TaskSpec:
         d.pop("path")
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "<task>") -> "TaskSpec":
+        """Inverse of :meth:`to_dict` (validated like a task file)."""
+        clean = {k: v for k, v in d.items() if v is not None}
+        clean["model"] = {k: v for k, v in d["model"].items() if v is not None}
+        return parse_task(clean, where)
+
 
 # field -> (type, choices or None, required)
 _TOP = {

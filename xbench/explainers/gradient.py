@@ -89,7 +89,7 @@ class IntegratedGradients(_EmbeddingExplainer):
 
 def _stdev(emb: torch.Tensor, noise_level: float) -> float:
     """Noise scale relative to the example's embedding range (Smilkov et al. 2017)."""
-    return float(noise_level * (emb.max() - emb.min()))
+    return float(noise_level * (emb.detach().max() - emb.detach().min()))
 
 
 class SmoothGrad(_EmbeddingExplainer):

@@ -1,0 +1,257 @@
+"""Metric overhead: the metric phase's time over the time of the bare forward passes it needs.
+
+Procedure (one task, default ``synthetic-sentiment``):
+
+1. ``load_task`` (trains or loads the model), ``targets_for`` on a fresh
+   :class:`~xbench.perturb.PerturbationEngine`, then explanations for the chosen
+   explainers (through ``Runner.explain``, so the runner's attribution cache is
+   used when it holds them; ``--no-attr-cache`` recomputes). Not timed.
+2. For each repeat, on a fresh engine primed by ``targets_for`` exactly as in
+   ``Runner.run_task`` (untimed), the metric phase is timed as the runner runs it:
+
+   - *plan*: build a ``Context`` per explainer (it resubmits the full inputs), the
+     runner's NaN check (``ctx.valid``), and ``m.plan(ctx)`` for every metric of the suite;
+   - *engine.run*: the one deduplicated, length-sorted, batched pass;
+   - *score*: ``m.score(ctx, states)`` for every (explainer, metric).
+
+3. Then, for exactly the unique inputs that timed ``engine.run`` evaluated (same
+   length-sorted order, same batch size), the padded ``input_ids`` /
+   ``attention_mask`` (and ``token_type_ids`` where the rows carry them, as the
+   adapter passes them) tensors are built *before* the timer starts, and only the
+   bare ``model(...)`` calls are timed under ``torch.no_grad()``.
+
+The ratio is ``(plan + engine.run + score) / bare forward``; the median over
+``--repeats`` is reported, as are the per-repeat figures, a per-metric breakdown of
+plan and score time, and a check that the bare outputs equal the engine's. The
+torch thread count is left at its default.
+
+Run from the repository root::
+
+    /work/venv/bin/python benchmarks/bench_metric_overhead.py              # all explainers, suite n
+    /work/venv/bin/python benchmarks/bench_metric_overhead.py --quick      # cheap explainers only
+    /work/venv/bin/python benchmarks/bench_metric_overhead.py --explainers saliency,occlusion --n 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+QUICK = "random,saliency,occlusion,attention"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="synthetic-sentiment", help="task name or YAML path")
+    p.add_argument("--suite", default="default", help="metric suite (metrics, n, explainer params)")
+    p.add_argument("--n", type=int, default=None, help="examples (default: the suite's n, else all)")
+    p.add_argument("--explainers", default=None,
+                   help="comma-separated explainer names (default: the suite's explainers, else all registered)")
+    p.add_argument("--quick", action="store_true", help=f"cheap explainers only: {QUICK}")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cold-cache", action="store_true",
+                   help="use a fresh temporary XBENCH_CACHE (retrains the model) instead of the normal cache")
+    p.add_argument("--no-attr-cache", action="store_true",
+                   help="recompute attributions instead of reading/writing the runner's attribution cache")
+    p.add_argument("--json", metavar="PATH", default=None, help="also write the figures as JSON to PATH")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    return args
+
+
+def load_note(cpus: int | None = os.cpu_count()) -> str:
+    """The 1-minute load average, flagged when other processes compete for the CPUs."""
+    la = os.getloadavg()[0]
+    busy = cpus and la > 0.5 * cpus
+    return f"{la:.2f}" + (" (busy machine: other processes compete for the CPUs; timings are inflated)"
+                          if busy else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = load_note()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    tmp_cache = None
+    if args.cold_cache:
+        tmp_cache = tempfile.mkdtemp(prefix="xbench-bench-cache-")
+        os.environ["XBENCH_CACHE"] = tmp_cache  # before any xbench import
+
+    import numpy as np
+    import torch
+    from tabulate import tabulate
+
+    from xbench.catalogue import load_suite
+    from xbench.explainers import Explainer
+    from xbench.metrics import Context, Metric
+    from xbench.perturb import PerturbationEngine
+    from xbench.runner import RunConfig, Runner, targets_for, weights_hash
+    from xbench.task import load_task, resolve_task
+
+    suite = load_suite(args.suite)
+    n = args.n or suite.n
+    spec = resolve_task(args.task)
+    explainers = suite.explainers or [(name, {}) for name in Explainer.registry.names()]
+    names = QUICK if args.quick and not args.explainers else args.explainers
+    if names:
+        by_name = dict(explainers)
+        explainers = [(e.strip(), by_name.get(e.strip(), {})) for e in names.split(",") if e.strip()]
+        for e, _ in explainers:
+            Explainer.registry.get(e)
+    metric_objs = [Metric.registry.get(m)(**p) for m, p in suite.metrics]
+    skipped = [m.name for m in metric_objs if "rationale" in m.needs and not spec.rationale]
+    metric_objs = [m for m in metric_objs if m.name not in skipped]
+
+    # -- setup (untimed) ------------------------------------------------------------------
+    t0 = time.perf_counter()
+    task = load_task(spec, n)
+    load_s = time.perf_counter() - t0
+    model = task.model
+    targets, _ = targets_for(task, PerturbationEngine(model, spec.replacement))
+    model_hash = weights_hash(model.model)
+    cfg = RunConfig([spec], explainers, suite.metrics, n=n, seed=args.seed, suite=suite.name,
+                    cache=not args.no_attr_cache)
+    scratch = tempfile.mkdtemp(prefix="xbench-bench-scratch-")
+    runner = Runner(cfg, Path(scratch), progress=False, log=lambda msg: None)
+    expls = []
+    t0 = time.perf_counter()
+    for name, params in explainers:
+        expls.append(runner.explain(task, Explainer.registry.get(name)(**params), targets, model_hash))
+    explain_s = time.perf_counter() - t0
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    # -- timed repeats --------------------------------------------------------------------
+    reps: list[dict[str, Any]] = []
+    per_metric: list[dict[str, dict[str, float]]] = []
+    check = None
+    for r in range(args.repeats):
+        engine = PerturbationEngine(model, spec.replacement)
+        targets_for(task, engine)  # as Runner.run_task does before phase 1
+        start, f_before = engine.n_unique, model.n_forward
+        req_before = engine.n_requested
+        pm = {m.name: {"plan": 0.0, "score": 0.0} for m in metric_objs}
+        pm["(Context + valid)"] = {"plan": 0.0, "score": 0.0}
+
+        t_plan0 = time.perf_counter()
+        planned = []
+        for expl in expls:
+            a = time.perf_counter()
+            ctx = Context(task, expl, targets, engine, args.seed)
+            ctx.valid  # the runner's _report_bad
+            pm["(Context + valid)"]["plan"] += time.perf_counter() - a
+            plans = []
+            for m in metric_objs:
+                a = time.perf_counter()
+                plans.append((m, m.plan(ctx)))
+                pm[m.name]["plan"] += time.perf_counter() - a
+            planned.append((ctx, plans))
+        t_run0 = time.perf_counter()
+        engine.run()
+        t_score0 = time.perf_counter()
+        for ctx, plans in planned:
+            for m, states in plans:
+                a = time.perf_counter()
+                m.score(ctx, states)
+                pm[m.name]["score"] += time.perf_counter() - a
+        t_end = time.perf_counter()
+
+        # bare forward passes over the same unique inputs, same order and batches
+        rows = engine._rows
+        order = sorted(range(start, len(rows)), key=lambda h: len(rows[h][0]))
+        bs = engine.batch_size
+        batches = []
+        for b in range(0, len(order), bs):
+            idx = order[b:b + bs]
+            seqs = [rows[h] for h in idx]
+            L = max(len(s[0]) for s in seqs)
+            ids = np.full((len(seqs), L), model.pad_id, dtype=np.int64)
+            att = np.zeros((len(seqs), L), dtype=np.int64)
+            tt = np.zeros((len(seqs), L), dtype=np.int64) if seqs[0][2] is not None else None
+            for i, (x, mk, t) in enumerate(seqs):
+                ids[i, :len(x)] = x
+                att[i, :len(x)] = mk
+                if tt is not None:
+                    tt[i, :len(x)] = t
+            kw = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(att)}
+            if tt is not None:
+                kw["token_type_ids"] = torch.from_numpy(tt)
+            batches.append((idx, kw))
+        net = model.model
+        outs = []
+        with torch.no_grad():
+            t_f0 = time.perf_counter()
+            for _, kw in batches:
+                outs.append(net(**kw).logits)
+            t_f1 = time.perf_counter()
+        if r == args.repeats - 1 and batches:  # outputs must match the engine's (untimed)
+            diff = max(float(np.abs(torch.softmax(o.float(), -1).numpy() - engine._probs[idx]).max())
+                       for (idx, _), o in zip(batches, outs))
+            check = diff
+
+        rep = {"requested": engine.n_requested - req_before, "unique": engine.n_unique - start,
+               "adapter_forward_rows": model.n_forward - f_before, "batches": len(batches), "batch_size": bs,
+               "plan_s": t_run0 - t_plan0, "engine_run_s": t_score0 - t_run0, "score_s": t_end - t_score0,
+               "metric_s": t_end - t_plan0, "bare_forward_s": t_f1 - t_f0}
+        rep["ratio"] = rep["metric_s"] / rep["bare_forward_s"] if rep["bare_forward_s"] > 0 else float("nan")
+        rep["engine_run_over_bare"] = rep["engine_run_s"] / rep["bare_forward_s"] if rep["bare_forward_s"] > 0 \
+            else float("nan")
+        reps.append(rep)
+        per_metric.append(pm)
+
+    keys = ["plan_s", "engine_run_s", "score_s", "metric_s", "bare_forward_s", "ratio", "engine_run_over_bare"]
+    med = {k: statistics.median(rep[k] for rep in reps) for k in keys}
+    med_pm = {name: {ph: statistics.median(pm[name][ph] for pm in per_metric) for ph in ("plan", "score")}
+              for name in per_metric[0]}
+    result = {
+        "task": spec.name, "suite": suite.name, "n_examples": len(task.examples), "seed": args.seed,
+        "explainers": [e for e, _ in explainers], "metrics": [m.name for m in metric_objs],
+        "skipped_metrics": skipped, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "load_task_seconds": round(load_s, 3), "explain_seconds": round(explain_s, 3),
+        "attribution_cache": [e.meta.get("cache") for e in expls],
+        "requested_inputs": reps[0]["requested"], "unique_inputs": reps[0]["unique"],
+        "adapter_forward_rows": reps[0]["adapter_forward_rows"], "batches": reps[0]["batches"],
+        "batch_size": reps[0]["batch_size"], "repeats": reps, "median": med, "per_metric_median": med_pm,
+        "max_abs_prob_diff_bare_vs_engine": check, "load_average_before": load_before,
+        "load_average_after": load_note(),
+    }
+
+    # -- report ---------------------------------------------------------------------------
+    print(f"xbench metric-overhead benchmark: task={spec.name} suite={suite.name} n={len(task.examples)} "
+          f"explainers={len(explainers)} metrics={len(metric_objs)} cpus={os.cpu_count()} "
+          f"torch_threads={torch.get_num_threads()}")
+    print(f"load average before / after: {load_before} / {result['load_average_after']}")
+    print(f"setup (untimed): load_task {load_s:.2f} s, explanations {explain_s:.2f} s "
+          f"(attribution cache: {', '.join(sorted(set(map(str, result['attribution_cache']))))})")
+    print(f"inputs: {result['requested_inputs']} requested by the metric phase, {result['unique_inputs']} unique "
+          f"evaluated by engine.run ({result['batches']} batches of <= {result['batch_size']}); "
+          f"adapter counted {result['adapter_forward_rows']} forward rows")
+    rows = [[f"repeat {i + 1}"] + [f"{rep[k]:.3f}" for k in keys] for i, rep in enumerate(reps)]
+    rows.append(["MEDIAN"] + [f"{med[k]:.3f}" for k in keys])
+    print(tabulate(rows, headers=["", "plan s", "engine.run s", "score s", "metric s", "bare fwd s",
+                                  "metric/bare", "run/bare"], tablefmt="simple"))
+    print(f"\nratio metric_seconds / bare_forward_seconds (median of {args.repeats}): {med['ratio']:.2f}x "
+          f"(target < 1.3x)")
+    print(f"bare outputs vs engine probabilities: max |diff| = {check:.2e}" if check is not None else "")
+    print("\nper-metric median seconds (summed over explainers)")
+    print(tabulate([[name, f"{v['plan']:.3f}", f"{v['score']:.3f}"] for name, v in med_pm.items()],
+                   headers=["metric", "plan s", "score s"], tablefmt="simple"))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+    if tmp_cache:
+        shutil.rmtree(tmp_cache, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

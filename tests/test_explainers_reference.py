@@ -1,0 +1,113 @@
+"""Explainers on the linear bag-of-words model, where exact attributions are the weights."""
+import numpy as np
+import pytest
+import torch
+
+from helpers import WEIGHTS
+from xbench.explainers import Explainer, pool
+
+E = Explainer.registry.get
+
+
+def exact(task, i=0):
+    return np.array([WEIGHTS[w] for w in task.examples[i].features])
+
+
+@pytest.mark.parametrize("name,params", [
+    ("occlusion", {}),
+    ("input_x_gradient", {}),
+    ("integrated_gradients", {"n_steps": 8}),
+    ("kernel_shap", {"n_samples": 64}),
+    ("gradient_shap", {"n_samples": 8}),
+])
+def test_exact_attributions_on_linear_model(linear_task, name, params):
+    """For a model linear in its (embedding) inputs with [MASK] = 0, all of these equal W[word, target]."""
+    ex = linear_task.examples
+    out = E(name)(**params).explain(linear_task, ex, [1] * len(ex), seed=0)
+    for i in range(len(ex)):
+        np.testing.assert_allclose(out.attributions[i], exact(linear_task, i), atol=1e-4)
+
+
+def test_saliency_is_the_gradient_norm(linear_task):
+    # d logit_1 / d e_j = (0, 1) for every token: |grad| summed over the embedding = 1
+    out = E("saliency")().explain(linear_task, linear_task.examples[:1], [1])
+    np.testing.assert_allclose(out.attributions[0], np.ones(4))
+
+
+def test_smoothgrad_of_a_linear_model_is_its_gradient(linear_task):
+    out = E("smoothgrad")(nt_samples=4).explain(linear_task, linear_task.examples[:1], [1])
+    np.testing.assert_allclose(out.attributions[0], np.ones(4), atol=1e-6)
+
+
+def test_lime_orders_features_like_the_weights(linear_task):
+    out = E("lime")(n_samples=300).explain(linear_task, linear_task.examples[:1], [1])
+    assert list(np.argsort(-out.attributions[0])) == [0, 1, 2, 3]  # great, fine, the, bad
+
+
+def test_l2_reduction_is_recorded_and_used(linear_task):
+    e = E("input_x_gradient")(reduce="l2")
+    out = e.explain(linear_task, linear_task.examples[:1], [1])
+    np.testing.assert_allclose(out.attributions[0], np.abs(exact(linear_task)), atol=1e-6)
+    assert out.meta["conventions"]["embedding_reduction"] == "l2"
+
+
+def test_stochastic_explainers_are_seeded(linear_task):
+    ex = linear_task.examples[:2]
+    state = torch.random.get_rng_state()
+    for name in ("random", "lime", "smoothgrad"):
+        a = E(name)().explain(linear_task, ex, [1, 1], seed=3).attributions
+        b = E(name)().explain(linear_task, ex, [1, 1], seed=3).attributions
+        c = E(name)().explain(linear_task, ex, [1, 1], seed=4).attributions
+        assert all(np.array_equal(x, y) for x, y in zip(a, b)), name
+        if name != "smoothgrad":  # smoothgrad of a linear model is noise-free
+            assert not all(np.array_equal(x, y) for x, y in zip(a, c)), name
+    assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is untouched
+
+
+def test_cost_counts_forward_and_backward_passes(linear_task):
+    ex = linear_task.examples[:1]  # 4 features
+    counts = {}
+    for name, params in [("saliency", {}), ("integrated_gradients", {"n_steps": 8}), ("occlusion", {}),
+                         ("kernel_shap", {"n_samples": 50}), ("lime", {"n_samples": 50}),
+                         ("smoothgrad", {"nt_samples": 5}), ("random", {})]:
+        out = E(name)(**params).explain(linear_task, ex, [1])
+        counts[name] = (int(out.forward[0]), int(out.backward[0]))
+    assert counts["saliency"] == (1, 1)
+    assert counts["integrated_gradients"] == (8, 8)
+    assert counts["occlusion"] == (5, 0)  # the input + one per feature
+    assert counts["kernel_shap"] == (50, 0)
+    assert counts["lime"] == (50, 0)
+    assert counts["smoothgrad"] == (5, 5)
+    assert counts["random"] == (0, 0)
+
+
+def test_attention_rollout_by_hand(linear_task):
+    ex = linear_task.examples[0]
+    L = len(ex.input_ids)
+    a1, a2 = torch.eye(L), torch.eye(L)
+    a1[1] = 0; a1[1, 0] = a1[1, 1] = 0.5          # token 1 attends half to [CLS]
+    a2[0] = 0; a2[0, 0] = a2[0, 1] = 0.5          # [CLS] attends half to token 1
+    linear_task.model.model.fixed_attentions = (a1[None, None], a2[None, None])
+    # Ā_l = (A_l + I)/2; R = Ā_2 Ā_1; CLS row: [0.8125, 0.1875, 0, ...]
+    out = E("attention_rollout")().explain(linear_task, [ex], [1])
+    np.testing.assert_allclose(out.attributions[0], [0.1875, 0, 0, 0])
+    raw = E("attention")().explain(linear_task, [ex], [1])
+    np.testing.assert_allclose(raw.attributions[0], [0.5, 0, 0, 0])
+
+
+def test_pooling_rules():
+    from types import SimpleNamespace
+
+    ex = SimpleNamespace(feature_ids=np.array([-1, 0, 0, 1, -1]), n_features=2)
+    s = np.array([9.0, 1.0, 3.0, -2.0, 9.0])
+    np.testing.assert_allclose(pool(ex, s, "sum"), [4.0, -2.0])
+    np.testing.assert_allclose(pool(ex, s, "mean"), [2.0, -2.0])
+    np.testing.assert_allclose(pool(ex, s, "max"), [3.0, -2.0])
+
+
+@pytest.mark.parametrize("name", [e.name for e in Explainer.registry])
+def test_explainer_metadata_is_complete(name):
+    cls = E(name)
+    assert cls.family in ("gradient", "perturbation", "attention", "control")
+    assert isinstance(cls.stochastic, bool) and cls.__doc__
+    assert cls.needs <= {"gradients", "attention"}

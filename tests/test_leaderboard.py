@@ -1,0 +1,59 @@
+"""Leaderboard aggregation: means, bootstrap CIs, ranks by direction, n_failed, formats."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xbench.cli import main
+from xbench.leaderboard import ROW_FIELDS, bootstrap_ci, summarize, to_markdown, write_leaderboard
+
+
+def scores_frame():
+    rows = []
+    for expl, comp, suff in (("a", [0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.1, 0.2]),
+                             ("b", [0.1, 0.2, 0.3, np.nan], [0.5, 0.6, 0.5, 0.6])):
+        for i, (c, s) in enumerate(zip(comp, suff)):
+            rows.append(("t", expl, "comprehensiveness", f"e{i}", c, "" if np.isfinite(c) else "NaN or infinite attributions"))
+            rows.append(("t", expl, "sufficiency", f"e{i}", s, ""))
+    return pd.DataFrame(rows, columns=["task", "explainer", "metric", "example", "value", "error"])
+
+
+def test_summary_rows_and_ranks():
+    lb = summarize(scores_frame())
+    assert list(lb.columns) == ROW_FIELDS
+    a = lb[(lb.explainer == "a") & (lb.metric == "comprehensiveness")].iloc[0]
+    b = lb[(lb.explainer == "b") & (lb.metric == "comprehensiveness")].iloc[0]
+    assert a["mean"] == pytest.approx(0.75) and a["median"] == pytest.approx(0.75)
+    assert b["mean"] == pytest.approx(0.2) and b["n"] == 3 and b["n_failed"] == 1
+    assert a["rank"] == 1 and b["rank"] == 2  # higher is better
+    sa = lb[(lb.explainer == "a") & (lb.metric == "sufficiency")].iloc[0]
+    assert sa["rank"] == 1 and sa["direction"] == "lower"  # lower is better
+    assert a["ci_low"] <= a["mean"] <= a["ci_high"]
+
+
+def test_bootstrap_ci_is_seeded_and_sane():
+    x = np.random.default_rng(0).normal(1.0, 1.0, 400)
+    lo, hi = bootstrap_ci(x, "k")
+    assert (lo, hi) == bootstrap_ci(x, "k")
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
+    assert lo == pytest.approx(x.mean() - half, abs=0.03) and hi == pytest.approx(x.mean() + half, abs=0.03)
+    assert bootstrap_ci(np.array([0.5, 0.5]), "k") == (0.5, 0.5)
+    assert all(np.isnan(bootstrap_ci(np.array([]), "k")))
+
+
+def test_markdown_and_cli_formats(tmp_path, capsys):
+    manifest = {"tasks": {"t": {"n_examples": 4, "replacement": "mask", "target": "predicted",
+                                "granularity": "tokens", "model": {"test_accuracy": 0.99}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    write_leaderboard(tmp_path, scores_frame(), manifest)
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "comprehensiveness ↑" in md and "sufficiency ↓" in md and "(1 failed)" in md
+    assert "| a " in md.split("| b ")[0]  # a is ranked first, so listed first
+    for fmt, check in (("json", lambda s: json.loads(s)[0]["task"] == "t"),
+                       ("csv", lambda s: s.startswith("task,explainer,metric")),
+                       ("md", lambda s: s == md)):
+        assert main(["leaderboard", str(tmp_path), "--format", fmt]) == 0
+        assert check(capsys.readouterr().out)
+    assert main(["leaderboard", str(tmp_path / "nope")]) == 2
+    assert to_markdown(summarize(scores_frame())).startswith("# xbench leaderboard")
