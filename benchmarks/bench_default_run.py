@@ -61,12 +61,68 @@ def peak_rss_mib() -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
-def load_note(cpus: int | None = os.cpu_count()) -> str:
-    """The 1-minute load average, flagged when other processes compete for the CPUs."""
-    la = os.getloadavg()[0]
-    busy = cpus and la > 0.5 * cpus
-    return f"{la:.2f}" + (" (busy machine: other processes compete for the CPUs; timings are inflated)"
-                          if busy else "")
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy over ``seconds`` (from /proc/stat; None where unavailable)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def load_note() -> str:
+    """CPU use by other processes just before the benchmark, and the 1-minute load average.
+
+    On a small machine another torch process (tests, another run) inflates timings many
+    times over, because both oversubscribe the cores with torch's threads."""
+    busy, la = cpu_busy(), os.getloadavg()[0]
+    note = f"cpu busy {busy:.0%} over 1 s, load average {la:.2f}" if busy is not None else f"load average {la:.2f}"
+    if (busy is not None and busy > 0.25) or (busy is None and la > 0.5 * (os.cpu_count() or 1)):
+        note += " -- BUSY MACHINE: other processes compete for the CPUs; timings are inflated"
+    return note
+
+
+class OtherCpu:
+    """CPU time used by *other* processes between ``start()`` and ``share()``, as a share of
+    all CPUs (from /proc/stat minus this process's own CPU time; None where unavailable)."""
+
+    def start(self) -> "OtherCpu":
+        self.t0, self.busy0, self.self0 = time.perf_counter(), self._busy(), self._self()
+        return self
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return (sum(v) - v[3] - (v[4] if len(v) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _self() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def share(self) -> float | None:
+        busy = self._busy()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        other = (busy - self.busy0) - (self._self() - self.self0)
+        return max(0.0, other) / max(1e-9, wall * (os.cpu_count() or 1))
+
+
+def other_note(share: float | None) -> str:
+    if share is None:
+        return "unknown"
+    return f"{share:.0%} of all CPUs" + (" -- BUSY: timings are inflated" if share > 0.1 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "load_seconds": task.info.get("load_seconds")}
         return task
 
-    def timed_explain(self, task, explainer, targets, model_hash):
+    def timed_explain(self, task, explainer, *a, **kw):
         t0 = time.perf_counter()
         try:
-            return orig_explain(self, task, explainer, targets, model_hash)
+            return orig_explain(self, task, explainer, *a, **kw)
         finally:
             explain_wall[(task.name, explainer.name)] = time.perf_counter() - t0
 
@@ -121,9 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         progress = args.progress and sys.stderr.isatty()
         runner = runner_mod.Runner(cfg, out, progress=progress)
         t_run = time.time()
+        other = OtherCpu().start()
         t0 = time.perf_counter()
         runner.run()
         wall = time.perf_counter() - t0
+        other_share = other.share()
     finally:
         runner_mod.load_task, runner_mod.Runner.explain = orig_load_task, orig_explain
 
@@ -134,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         "cache_dir": str(cache_dir()), "torch_threads": __import__("torch").get_num_threads(),
         "cpus": os.cpu_count(), "import_seconds": round(import_s, 3),
         "wall_seconds": round(wall, 3), "manifest_wall_seconds": manifest.get("wall_seconds"),
-        "failures": len(manifest.get("failures", [])), "load_average_before": load_before,
-        "load_average_after": load_note(), "tasks": {},
+        "failures": len(manifest.get("failures", [])), "machine_before": load_before,
+        "other_processes_cpu_share_during_run": other_share,
+        "tasks": {},
     }
     for name, t in manifest["tasks"].items():
         minfo = t.get("model", {})
@@ -155,8 +214,14 @@ def main(argv: list[str] | None = None) -> int:
             "load_task_seconds": load_info.get(name, {}).get("load_seconds"),
             "model_train_seconds": minfo.get("train_seconds"), "model_trained_this_run": trained_now,
             "model_test_accuracy": minfo.get("test_accuracy"),
+            "model_weights_sha256": t.get("model_weights_sha256"), "data_fingerprint": t.get("fingerprint"),
             "engine": t.get("engine"), "explainers": explainers,
         }
+        ld = load_info.get(name, {}).get("wall_seconds") or 0.0
+        ew = sum(v["explain_wall_seconds"] for v in explainers.values())
+        result["tasks"][name]["other_task_seconds"] = round(
+            (t.get("seconds") or 0.0) - ld - ew - ((t.get("engine") or {}).get("seconds") or 0.0), 3)
+    result["outside_tasks_seconds"] = round(wall - sum(t.get("seconds") or 0.0 for t in manifest["tasks"].values()), 3)
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
 
     # -- report ---------------------------------------------------------------------------
@@ -167,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                ["xbench import", f"{import_s:.2f} s"],
                ["peak RSS", f"{result['peak_rss_mib']:.1f} MiB"],
                ["failures reported", result["failures"]],
-               ["load average before / after", f"{load_before} / {result['load_average_after']}"]]
+               ["machine before start", load_before],
+               ["other processes' CPU during the run", other_note(other_share)]]
     for name, t in result["tasks"].items():
         e = t["engine"] or {}
         summary += [[f"[{name}] task total", f"{t['task_seconds']} s"],
@@ -177,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                     [f"[{name}] engine requested / unique", f"{e.get('requested')} / {e.get('unique')}"
                      + (f" ({e['requested'] / max(1, e['unique']):.2f}x dedup)" if e else "")],
                     [f"[{name}] engine forward passes", e.get("forward_passes")],
-                    [f"[{name}] engine.run seconds", f"{e.get('seconds')} s"]]
+                    [f"[{name}] engine.run seconds", f"{e.get('seconds')} s"],
+                    [f"[{name}] rest (targets, hash, plan, score, writes)", f"{t['other_task_seconds']:.2f} s"],
+                    [f"[{name}] model weights sha256 / data fingerprint",
+                     f"{t['model_weights_sha256']} / {t['data_fingerprint']}"]]
+    summary.append(["outside tasks (scores.csv, leaderboard)", f"{result['outside_tasks_seconds']:.2f} s"])
     print(tabulate(summary, tablefmt="simple"))
     for name, t in result["tasks"].items():
         rows = [[en, v["cache"], f"{v['seconds']:.2f}", f"{v['explain_wall_seconds']:.2f}", v["forward"],

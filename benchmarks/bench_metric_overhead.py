@@ -4,10 +4,13 @@ Procedure (one task, default ``synthetic-sentiment``):
 
 1. ``load_task`` (trains or loads the model), ``targets_for`` on a fresh
    :class:`~xbench.perturb.PerturbationEngine`, then explanations for the chosen
-   explainers (through ``Runner.explain``, so the runner's attribution cache is
-   used when it holds them; ``--no-attr-cache`` recomputes). Not timed.
-2. For each repeat, on a fresh engine primed by ``targets_for`` exactly as in
-   ``Runner.run_task`` (untimed), the metric phase is timed as the runner runs it:
+   explainers through ``Runner.explain``. Not timed. By default ``XBENCH_CACHE`` is a
+   fresh temporary directory (the model is trained, ~15 s, and nothing is left in the
+   user's cache); ``--warm-cache`` uses ``$XBENCH_CACHE`` or ``~/.cache/xbench``, reading
+   (and adding) the trained model and attributions there as ``xbench run`` does.
+2. For each repeat, on a fresh engine primed (untimed) by ``targets_for`` as the
+   runner primes it, the metric phase is timed as ``Runner.run_task`` / ``run_units``
+   runs it:
 
    - *plan*: build a ``Context`` per explainer (it resubmits the full inputs), the
      runner's NaN check (``ctx.valid``), and ``m.plan(ctx)`` for every metric of the suite;
@@ -28,12 +31,14 @@ torch thread count is left at its default.
 Run from the repository root::
 
     /work/venv/bin/python benchmarks/bench_metric_overhead.py              # all explainers, suite n
+    /work/venv/bin/python benchmarks/bench_metric_overhead.py --warm-cache # reuse model + attributions
     /work/venv/bin/python benchmarks/bench_metric_overhead.py --quick      # cheap explainers only
     /work/venv/bin/python benchmarks/bench_metric_overhead.py --explainers saliency,occlusion --n 100
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -58,10 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help=f"cheap explainers only: {QUICK}")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cold-cache", action="store_true",
-                   help="use a fresh temporary XBENCH_CACHE (retrains the model) instead of the normal cache")
+    p.add_argument("--warm-cache", action="store_true",
+                   help="reuse $XBENCH_CACHE or ~/.cache/xbench (model, attributions) instead of a fresh "
+                        "temporary cache")
     p.add_argument("--no-attr-cache", action="store_true",
-                   help="recompute attributions instead of reading/writing the runner's attribution cache")
+                   help="with --warm-cache: recompute attributions instead of reading/writing cached ones")
     p.add_argument("--json", metavar="PATH", default=None, help="also write the figures as JSON to PATH")
     args = p.parse_args(argv)
     if args.repeats < 1:
@@ -69,12 +75,68 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_note(cpus: int | None = os.cpu_count()) -> str:
-    """The 1-minute load average, flagged when other processes compete for the CPUs."""
-    la = os.getloadavg()[0]
-    busy = cpus and la > 0.5 * cpus
-    return f"{la:.2f}" + (" (busy machine: other processes compete for the CPUs; timings are inflated)"
-                          if busy else "")
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Share of all CPUs busy over ``seconds`` (from /proc/stat; None where unavailable)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def load_note() -> str:
+    """CPU use by other processes just before the benchmark, and the 1-minute load average.
+
+    On a small machine another torch process (tests, another run) inflates timings many
+    times over, because both oversubscribe the cores with torch's threads."""
+    busy, la = cpu_busy(), os.getloadavg()[0]
+    note = f"cpu busy {busy:.0%} over 1 s, load average {la:.2f}" if busy is not None else f"load average {la:.2f}"
+    if (busy is not None and busy > 0.25) or (busy is None and la > 0.5 * (os.cpu_count() or 1)):
+        note += " -- BUSY MACHINE: other processes compete for the CPUs; timings are inflated"
+    return note
+
+
+class OtherCpu:
+    """CPU time used by *other* processes between ``start()`` and ``share()``, as a share of
+    all CPUs (from /proc/stat minus this process's own CPU time; None where unavailable)."""
+
+    def start(self) -> "OtherCpu":
+        self.t0, self.busy0, self.self0 = time.perf_counter(), self._busy(), self._self()
+        return self
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return (sum(v) - v[3] - (v[4] if len(v) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _self() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def share(self) -> float | None:
+        busy = self._busy()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        other = (busy - self.busy0) - (self._self() - self.self0)
+        return max(0.0, other) / max(1e-9, wall * (os.cpu_count() or 1))
+
+
+def other_note(share: float | None) -> str:
+    if share is None:
+        return "unknown"
+    return f"{share:.0%} of all CPUs" + (" -- BUSY: timings are inflated" if share > 0.1 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_note()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     tmp_cache = None
-    if args.cold_cache:
+    if not args.warm_cache:
         tmp_cache = tempfile.mkdtemp(prefix="xbench-bench-cache-")
         os.environ["XBENCH_CACHE"] = tmp_cache  # before any xbench import
 
@@ -90,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tabulate import tabulate
 
+    from xbench.cache import cache_dir
     from xbench.catalogue import load_suite
     from xbench.explainers import Explainer
     from xbench.metrics import Context, Metric
@@ -122,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                     cache=not args.no_attr_cache)
     scratch = tempfile.mkdtemp(prefix="xbench-bench-scratch-")
     runner = Runner(cfg, Path(scratch), progress=False, log=lambda msg: None)
+    # Runner.explain gained a ``seed`` argument in later versions; pass it where it exists
+    seed_kw = {"seed": args.seed} if "seed" in inspect.signature(Runner.explain).parameters else {}
     expls = []
     t0 = time.perf_counter()
     for name, params in explainers:
-        expls.append(runner.explain(task, Explainer.registry.get(name)(**params), targets, model_hash))
+        expls.append(runner.explain(task, Explainer.registry.get(name)(**params), targets, model_hash, **seed_kw))
     explain_s = time.perf_counter() - t0
     shutil.rmtree(scratch, ignore_errors=True)
 
@@ -133,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     reps: list[dict[str, Any]] = []
     per_metric: list[dict[str, dict[str, float]]] = []
     check = None
+    other = OtherCpu().start()
     for r in range(args.repeats):
         engine = PerturbationEngine(model, spec.replacement)
-        targets_for(task, engine)  # as Runner.run_task does before phase 1
+        targets_for(task, engine)  # as the runner does before phase 1 (run_task / run_units)
         start, f_before = engine.n_unique, model.n_forward
         req_before = engine.n_requested
         pm = {m.name: {"plan": 0.0, "score": 0.0} for m in metric_objs}
@@ -207,12 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         reps.append(rep)
         per_metric.append(pm)
 
+    other_share = other.share()
     keys = ["plan_s", "engine_run_s", "score_s", "metric_s", "bare_forward_s", "ratio", "engine_run_over_bare"]
     med = {k: statistics.median(rep[k] for rep in reps) for k in keys}
     med_pm = {name: {ph: statistics.median(pm[name][ph] for pm in per_metric) for ph in ("plan", "score")}
               for name in per_metric[0]}
     result = {
-        "task": spec.name, "suite": suite.name, "n_examples": len(task.examples), "seed": args.seed,
+        "task": spec.name, "suite": suite.name,
+        "cache": f"warm ({cache_dir()})" if args.warm_cache else "cold (fresh temporary XBENCH_CACHE)", "n_examples": len(task.examples), "seed": args.seed,
         "explainers": [e for e, _ in explainers], "metrics": [m.name for m in metric_objs],
         "skipped_metrics": skipped, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "load_task_seconds": round(load_s, 3), "explain_seconds": round(explain_s, 3),
@@ -220,15 +288,17 @@ def main(argv: list[str] | None = None) -> int:
         "requested_inputs": reps[0]["requested"], "unique_inputs": reps[0]["unique"],
         "adapter_forward_rows": reps[0]["adapter_forward_rows"], "batches": reps[0]["batches"],
         "batch_size": reps[0]["batch_size"], "repeats": reps, "median": med, "per_metric_median": med_pm,
-        "max_abs_prob_diff_bare_vs_engine": check, "load_average_before": load_before,
-        "load_average_after": load_note(),
+        "max_abs_prob_diff_bare_vs_engine": check, "machine_before": load_before,
+        "other_processes_cpu_share_during_timing": other_share,
     }
 
     # -- report ---------------------------------------------------------------------------
     print(f"xbench metric-overhead benchmark: task={spec.name} suite={suite.name} n={len(task.examples)} "
           f"explainers={len(explainers)} metrics={len(metric_objs)} cpus={os.cpu_count()} "
           f"torch_threads={torch.get_num_threads()}")
-    print(f"load average before / after: {load_before} / {result['load_average_after']}")
+    print(f"machine before start: {load_before}; other processes during the timed repeats: "
+          f"{other_note(other_share)}")
+    print(f"cache: {result['cache']}")
     print(f"setup (untimed): load_task {load_s:.2f} s, explanations {explain_s:.2f} s "
           f"(attribution cache: {', '.join(sorted(set(map(str, result['attribution_cache']))))})")
     print(f"inputs: {result['requested_inputs']} requested by the metric phase, {result['unique_inputs']} unique "

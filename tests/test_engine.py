@@ -29,10 +29,9 @@ def test_special_tokens_are_never_removed(linear_task):
 
 
 def test_word_granularity_removes_all_subword_tokens(linear_task):
-    from types import SimpleNamespace
+    from xbench.task import TextExample
 
-    ex = SimpleNamespace(input_ids=np.array([2, 10, 11, 12, 3]), feature_ids=np.array([-1, 0, 0, 1, -1]),
-                         n_features=2, token_type_ids=None)
+    ex = TextExample("w", np.array([2, 10, 11, 12, 3]), np.array([-1, 0, 0, 1, -1]), 1, ["word", "other"])
     (ids, _, _), = materialize(ex, np.array([[False, True]]), "mask", 4)
     assert ids.tolist() == [2, 4, 4, 12, 3]
 

@@ -8,6 +8,7 @@ import yaml
 from helpers import LINEAR_TASK
 from xbench.cli import main
 from xbench.explainers import Explainer
+from xbench.leaderboard import read_scores
 
 
 class NanOnSecond(Explainer):
@@ -37,7 +38,7 @@ def test_nan_attributions_are_counted_not_dropped(tmp_path, capsys):
     nan_rows = lb[lb.explainer == "test-nan"]
     assert (nan_rows.n_failed == 1).all() and (nan_rows.n == 3).all()
     assert (lb[lb.explainer == "occlusion"].n_failed == 0).all()
-    scores = pd.read_csv(out / "scores.csv", keep_default_na=False)
+    scores = read_scores(out / "scores.csv")
     failed = scores[(scores.explainer == "test-nan") & (scores.example == "b")]
     assert len(failed) == 5 and (failed.error == "NaN or infinite attributions").all()
     # --allow-failures keeps the results and exits 0

@@ -147,3 +147,17 @@ def test_metric_metadata_is_complete(name):
     lo, hi = cls.range
     assert lo <= cls.ideal <= hi
     assert cls.formula and cls.__doc__
+
+
+def test_average_precision_matches_sklearn():
+    from sklearn.metrics import average_precision_score
+
+    from xbench.metrics.plausibility import average_precision
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        gold = rng.random(n) < 0.3
+        gold[rng.integers(n)] = True
+        scores = rng.integers(0, 5, n).astype(float) if rng.random() < 0.5 else rng.normal(size=n)  # ties, or not
+        assert average_precision(gold, scores) == pytest.approx(average_precision_score(gold, scores), abs=1e-12)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from xbench.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE, SyntheticSentiment
+from xbench.leaderboard import read_scores
 from xbench.runner import RunConfig, Runner, weights_hash
 from xbench.spec import parse_task
 from xbench.task import load_task, resolve_task
@@ -86,7 +87,7 @@ def test_same_config_gives_identical_scores(synthetic_run, tmp_path):
     out1, spec = synthetic_run
     out2 = tmp_path / "again"
     Runner(RunConfig([spec], EXPLAINERS, METRICS, n=100, seed=0, cache=False), out2, progress=False).run()
-    a, b = pd.read_csv(out1 / "scores.csv"), pd.read_csv(out2 / "scores.csv")
+    a, b = read_scores(out1 / "scores.csv"), read_scores(out2 / "scores.csv")
     pd.testing.assert_frame_equal(a, b)
     for f in ("leaderboard.json", "leaderboard.md"):
         assert (out1 / f).read_text() == (out2 / f).read_text()
@@ -118,7 +119,7 @@ def test_a_work_unit_runs_alone_from_its_serialised_form(synthetic_run, tmp_path
     unit = next(u for u in cfg.units() if u.explainer == "integrated_gradients")
     wire = json.loads(json.dumps(unit.to_dict()))
     alone = Runner(cfg, tmp_path, progress=False).run_units([WorkUnit.from_dict(wire)], {})
-    full = pd.read_csv(out1 / "scores.csv")
+    full = read_scores(out1 / "scores.csv")
     full = full[full.explainer == "integrated_gradients"].reset_index(drop=True)
     alone = alone.reset_index(drop=True)
     pd.testing.assert_frame_equal(full[["metric", "example", "value"]], alone[["metric", "example", "value"]],

@@ -62,7 +62,7 @@ def _fmt(v: float, family: str) -> str:
         return "–"
     if family == "cost":
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-    return f"{v:.3f}"
+    return f"{round(v, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
 
 
 def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
@@ -109,6 +109,12 @@ def write_leaderboard(run_dir: Path, scores: pd.DataFrame, manifest: dict[str, A
     atomic_write(run_dir / "leaderboard.csv", lambda f: lb.to_csv(f, index=False))
     atomic_write_text(run_dir / "leaderboard.md", to_markdown(lb, manifest))
     return lb
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """A scores CSV exactly as written: floats round-trip bit for bit, empty errors stay ''."""
+    return pd.read_csv(path, keep_default_na=False, na_values={"value": [""]}, float_precision="round_trip",
+                       dtype={"error": str, "example": str})
 
 
 def load_leaderboard(run_dir: Path) -> pd.DataFrame:

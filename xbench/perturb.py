@@ -32,18 +32,24 @@ POLICIES = ("mask", "pad", "unk", "delete")
 def materialize(ex: "TextExample", keep: np.ndarray, policy: str, replacement_id: int) -> list[Row]:
     """Perturbed ``(ids, attention, token_types)`` rows for each row of ``keep`` (m, F) bool."""
     keep = np.asarray(keep, dtype=bool).reshape(-1, ex.n_features)
-    pos_keep = np.ones((keep.shape[0], len(ex.input_ids)), dtype=bool)
-    movable = ex.feature_ids >= 0
-    pos_keep[:, movable] = keep[:, ex.feature_ids[movable]]
+    cols, fids = ex.movable
+    kept = keep[:, fids]  # (m, movable tokens): is each movable token's feature kept?
     tt = ex.token_type_ids
     if policy == "delete":
+        pos_keep = np.ones((len(keep), len(ex.input_ids)), dtype=bool)
+        pos_keep[:, cols] = kept
         return [(ex.input_ids[k], np.ones(int(k.sum()), dtype=np.int64), None if tt is None else tt[k])
                 for k in pos_keep]
     if policy not in POLICIES:
         raise ValueError(f"unknown replacement policy {policy!r}; valid: {', '.join(POLICIES)}")
-    ids = np.where(pos_keep, ex.input_ids[None, :], replacement_id)
-    att = pos_keep.astype(np.int64) if policy == "pad" else np.ones_like(ids)
-    return [(ids[i], att[i], tt) for i in range(len(ids))]
+    ids = np.repeat(ex.input_ids[None, :], len(keep), axis=0)
+    ids[:, cols] = np.where(kept, ex.input_ids[cols], replacement_id)
+    if policy == "pad":
+        att = np.ones_like(ids)
+        att[:, cols] = kept
+        return [(ids[i], att[i], tt) for i in range(len(ids))]
+    ones = ex.ones
+    return [(row, ones, tt) for row in ids]
 
 
 class PerturbationEngine:
@@ -70,15 +76,17 @@ class PerturbationEngine:
 
     def submit(self, ex: "TextExample", keep: np.ndarray) -> np.ndarray:
         rows = materialize(ex, keep, self.policy, self.replacement_id)
+        # The key is the token ids (and token types, if any). Attention needs no place in it:
+        # it is 1 everywhere except where the pad policy put [PAD], which the ids show, as
+        # examples are never padded.
+        index, store = self._index, self._rows
         handles = np.empty(len(rows), dtype=np.int64)
         for i, row in enumerate(rows):
-            key = row[0].tobytes() + b"|" + row[1].tobytes()
-            if row[2] is not None:
-                key += b"|" + row[2].tobytes()
-            h = self._index.get(key)
+            key = row[0].tobytes() if row[2] is None else row[0].tobytes() + b"|" + row[2].tobytes()
+            h = index.get(key)
             if h is None:
-                h = self._index[key] = len(self._rows)
-                self._rows.append(row)
+                h = index[key] = len(store)
+                store.append(row)
             handles[i] = h
         self.n_requested += len(rows)
         return handles

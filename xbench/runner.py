@@ -188,13 +188,16 @@ class Runner:
         t0 = time.perf_counter()
         task = load_task(spec, n)
         engine = PerturbationEngine(task.model, spec.replacement)
+        f0 = task.model.n_forward
         targets, pred = targets_for(task, engine)
+        targets_passes = task.model.n_forward - f0
         model_hash = weights_hash(task.model.model)
         skipped: list[str] = []
         acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
         tinfo = info[spec.name] = {
             "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
             "model_weights_sha256": model_hash, "model": task.info["model"], "accuracy_on_slice": acc,
+            "load_seconds": task.info["load_seconds"],
             "replacement": spec.replacement, "granularity": spec.granularity, "target": spec.target,
             "skipped_metrics": skipped, "explainers": {}, "n_truncated": sum(ex.truncated for ex in task.examples),
         }
@@ -211,11 +214,11 @@ class Runner:
             planned.append((explainer, expl, ctx, [(m, m.plan(ctx)) for m in metrics]))
             tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta}
         # phase 2: one deduplicated, length-sorted pass over every requested input
-        f0 = task.model.n_forward
+        f_explain = task.model.n_forward
         t1 = time.perf_counter()
         engine.run(progress=self.progress)
         tinfo["engine"] = {"requested": engine.n_requested, "unique": engine.n_unique,
-                           "forward_passes": task.model.n_forward - f0,
+                           "forward_passes": task.model.n_forward - f_explain + targets_passes,
                            "seconds": round(time.perf_counter() - t1, 3)}
         # phase 3: score and write each unit atomically
         frames = []

@@ -31,14 +31,20 @@ def torch_gen(*parts: object) -> torch.Generator:
 
 
 @contextlib.contextmanager
-def isolated_torch_rng(seed: int) -> Iterator[None]:
-    """Seed torch's global RNG inside a fork that is restored on exit.
+def isolated_global_rng(seed: int) -> Iterator[None]:
+    """Seed torch's and numpy's global RNGs inside a fork that is restored on exit.
 
-    Only for library code that draws from the global RNG and takes no generator
-    (captum's NoiseTunnel, GradientShap, Lime and KernelShap samplers; weight
-    initialisation and dropout in ``transformers``). The caller's global state is
-    left exactly as it was.
+    Only for library code that draws from the global RNGs and takes no generator
+    (captum's NoiseTunnel, Lime and KernelShap samplers draw from torch's; GradientShap
+    draws its path points from numpy's and its baselines from both; ``transformers``
+    initialises weights and applies dropout with torch's). The caller's global state
+    is left exactly as it was.
     """
+    np_state = np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        yield
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,19 @@ class TextExample:
     @property
     def n_features(self) -> int:
         return len(self.features)
+
+    @cached_property
+    def movable(self) -> tuple[np.ndarray, np.ndarray]:
+        """(token positions that belong to a feature, their feature ids)."""
+        cols = np.flatnonzero(self.feature_ids >= 0)
+        return cols, self.feature_ids[cols]
+
+    @cached_property
+    def ones(self) -> np.ndarray:
+        """An all-ones attention mask of the example's length (shared, read-only)."""
+        a = np.ones(len(self.input_ids), dtype=np.int64)
+        a.flags.writeable = False
+        return a
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..seeding import isolated_torch_rng
+from ..seeding import isolated_global_rng
 from . import Explainer
 
 
@@ -41,7 +41,7 @@ class _EmbeddingExplainer(Explainer):
 
     def attribute(self, task, ex, target, seed):
         emb, base, extra = self._inputs(task, ex)
-        with isolated_torch_rng(seed):
+        with isolated_global_rng(seed):
             return self._reduce(self._captum(task, emb, base, extra, target))
 
     def _captum(self, task, emb, base, extra, target) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..perturb import materialize
-from ..seeding import isolated_torch_rng
+from ..seeding import isolated_global_rng
 from . import Explainer
 
 
@@ -31,7 +31,7 @@ class _PresenceExplainer(Explainer):
 
     def attribute(self, task, ex, target, seed):
         z = torch.ones(1, ex.n_features, dtype=torch.float64)
-        with isolated_torch_rng(seed):  # captum's samplers draw from the global RNG
+        with isolated_global_rng(seed):  # captum's samplers draw from the global RNG
             return self._captum(presence_forward(task, ex), z, target)[0].double().numpy()
 
 

@@ -55,6 +55,11 @@ class Context:
     def p_full(self, i: int) -> float:
         return float(self.p_target(i, self.full[i:i + 1])[0])
 
+    def p_target_rows(self, idx: list[int], handles: np.ndarray) -> np.ndarray:
+        """Target-class probabilities for a (len(idx), m) array of handles, one row per example."""
+        probs = self.engine.probs(handles.ravel()).reshape(*handles.shape, -1)
+        return np.take_along_axis(probs, self.targets[idx][:, None, None], axis=2)[..., 0]
+
     @cached_property
     def valid(self) -> np.ndarray:
         return np.array([bool(np.all(np.isfinite(a))) for a in self.expl.attributions])
@@ -63,6 +68,20 @@ class Context:
         """Features by decreasing attribution; ties broken by a permutation seeded per
         (task, explainer, example, seed), shared by all metrics so their inputs coincide."""
         return self._orders[i]
+
+    def top_masks(self, i: int, ks: np.ndarray) -> np.ndarray:
+        """(len(ks), F) bool: row r marks example i's top ``ks[r]`` features."""
+        return self._ranks[i][None, :] < np.asarray(ks)[:, None]
+
+    @cached_property
+    def _ranks(self) -> list[np.ndarray]:
+        """Each feature's position in :meth:`order` (0 = highest attribution)."""
+        out = []
+        for o in self._orders:
+            r = np.empty(len(o), dtype=np.int64)
+            r[o] = np.arange(len(o))
+            out.append(r)
+        return out
 
     @cached_property
     def _orders(self) -> list[np.ndarray]:
@@ -75,8 +94,26 @@ class Context:
 
 
 def k_of(fraction: float, n_features: int) -> int:
-    """Number of features in the top ``fraction``: ceil(fraction * F), at least 1, at most F."""
+    """Number of features in the top ``fraction``: ceil(fraction * F), at least 1, at most F;
+    a fraction of exactly 0 gives 0 (the start of a deletion or insertion curve).
+
+    (The 1e-9 keeps float error from rounding up: 0.2 * 15 is 3.0000000000000004.)
+    """
+    if fraction == 0:
+        return 0
     return int(min(n_features, max(1, math.ceil(fraction * n_features - 1e-9))))
+
+
+def ks_of(fractions: tuple[float, ...], n_features: int) -> np.ndarray:
+    """:func:`k_of` for several fractions, memoised per (fractions, F)."""
+    key = (fractions, n_features)
+    ks = _KS.get(key)
+    if ks is None:
+        ks = _KS[key] = np.array([k_of(f, n_features) for f in fractions], dtype=np.int64)
+    return ks
+
+
+_KS: dict[tuple[tuple[float, ...], int], np.ndarray] = {}
 
 
 class Metric(Registered):
@@ -103,16 +140,20 @@ class Metric(Registered):
         """Submit this metric's perturbations for every example it can score."""
         return [self.plan_one(ctx, i) if self.why_not(ctx, i) is None else None for i in range(ctx.n)]
 
+    def score_many(self, ctx: Context, idx: list[int], states: list[Any]) -> np.ndarray:
+        """Values for the examples ``idx``; override to vectorise across examples."""
+        return np.array([self.score_one(ctx, i, states[i]) for i in idx], dtype=np.float64)
+
     def score(self, ctx: Context, states: list[Any]) -> tuple[np.ndarray, list[str | None]]:
         """Per-example values, and per-example failure reasons (None where it succeeded)."""
-        values, errors = np.full(ctx.n, np.nan), []
-        for i in range(ctx.n):
-            err = self.why_not(ctx, i)
-            if err is None:
-                values[i] = self.score_one(ctx, i, states[i])
-                if not np.isfinite(values[i]):
-                    err = "metric value is not finite"
-            errors.append(err)
+        errors: list[str | None] = [self.why_not(ctx, i) for i in range(ctx.n)]
+        idx = [i for i, e in enumerate(errors) if e is None]
+        values = np.full(ctx.n, np.nan)
+        if idx:
+            values[idx] = self.score_many(ctx, idx, states)
+        for i in idx:
+            if not np.isfinite(values[i]):
+                errors[i] = "metric value is not finite"
         return values, errors
 
     def why_not(self, ctx: Context, i: int) -> str | None:

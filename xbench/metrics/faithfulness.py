@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import trapezoid
 
-from . import Context, Metric, k_of
+from . import Context, Metric, ks_of
 
 ERASER_BINS = [0.01, 0.05, 0.10, 0.20, 0.50]
 
@@ -21,14 +21,14 @@ class _AOPC(Metric):
     keep_top = False
 
     def plan_one(self, ctx: Context, i: int):
-        ex, order = ctx.task.examples[i], ctx.order(i)
-        keep = np.full((len(self.p["bins"]), ex.n_features), not self.keep_top)
-        for row, b in enumerate(self.p["bins"]):
-            keep[row, order[:k_of(b, ex.n_features)]] = self.keep_top
-        return ctx.engine.submit(ex, keep)
+        ex = ctx.task.examples[i]
+        top = ctx.top_masks(i, ks_of(tuple(self.p["bins"]), ex.n_features))
+        return ctx.engine.submit(ex, top if self.keep_top else ~top)
 
-    def score_one(self, ctx: Context, i: int, handles) -> float:
-        return float(np.mean(ctx.p_full(i) - ctx.p_target(i, handles)))
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        p = ctx.p_target_rows(idx, np.stack([states[i] for i in idx]))  # (n, |B|)
+        p_full = ctx.p_target_rows(idx, ctx.full[idx][:, None])          # (n, 1)
+        return (p_full - p).mean(axis=1)
 
 
 class Comprehensiveness(_AOPC):
@@ -55,20 +55,20 @@ class _Curve(Metric):
     insertion = False
 
     def _ks(self, F: int) -> np.ndarray:
+        """k_0 = 0, then k_j = ⌈j·F/S⌉ for j = 1..S."""
         s = int(self.p["steps"])
-        return np.array([0] + [k_of(j / s, F) for j in range(1, s + 1)])
+        return ks_of((0.0,) + tuple(j / s for j in range(1, s + 1)), F)
 
     def plan_one(self, ctx: Context, i: int):
-        ex, order = ctx.task.examples[i], ctx.order(i)
-        ks = self._ks(ex.n_features)
-        keep = np.full((len(ks), ex.n_features), not self.insertion)
-        for row, k in enumerate(ks):
-            keep[row, order[:k]] = self.insertion
-        return ctx.engine.submit(ex, keep)
+        ex = ctx.task.examples[i]
+        top = ctx.top_masks(i, self._ks(ex.n_features))
+        return ctx.engine.submit(ex, top if self.insertion else ~top)
 
-    def score_one(self, ctx: Context, i: int, handles) -> float:
-        x = self._ks(ctx.task.examples[i].n_features) / ctx.task.examples[i].n_features
-        return float(trapezoid(ctx.p_target(i, handles), x))
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        p = ctx.p_target_rows(idx, np.stack([states[i] for i in idx]))  # (n, S + 1)
+        x = np.stack([self._ks(ctx.task.examples[i].n_features) / ctx.task.examples[i].n_features
+                      for i in idx])
+        return trapezoid(p, x, axis=1)
 
 
 class DeletionAUC(_Curve):

@@ -8,13 +8,13 @@ from . import Context, Metric
 
 def spans(indices: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs of consecutive feature indices, as half-open (start, end) spans."""
-    idx = np.sort(np.asarray(indices))
-    if len(idx) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) != 1)
-    starts = np.r_[idx[0], idx[breaks + 1]]
-    ends = np.r_[idx[breaks], idx[-1]] + 1
-    return list(zip(starts.tolist(), ends.tolist()))
+    out: list[tuple[int, int]] = []
+    for j in sorted(np.asarray(indices).tolist()):  # a handful of indices: plain Python is fastest
+        if out and out[-1][1] == j:
+            out[-1] = (out[-1][0], j + 1)
+        else:
+            out.append((j, j + 1))
+    return out
 
 
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -59,19 +59,33 @@ class IOUF1(_Plausibility):
         gold = spans(np.flatnonzero(ctx.task.examples[i].rationale))
         pred = spans(self.topk(ctx, i))
         t = self.p["threshold"]
-        p = np.mean([max(iou(s, g) for g in gold) >= t for s in pred])
-        r = np.mean([max(iou(s, g) for s in pred) >= t for g in gold])
-        return float(0.0 if p + r == 0 else 2 * p * r / (p + r))
+        p = sum(max(iou(s, g) for g in gold) >= t for s in pred) / len(pred)
+        r = sum(max(iou(s, g) for s in pred) >= t for g in gold) / len(gold)
+        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def average_precision(gold: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision, Σ_n (R_n − R_{n−1}) P_n with a threshold at each distinct score.
+
+    The same definition and tie handling as ``sklearn.metrics.average_precision_score``
+    (tests check equality), written in numpy because sklearn's input validation costs
+    ~1.4 ms a call, which made AUPRC half of all metric time in a run.
+    """
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], np.asarray(gold, dtype=np.float64)[order]
+    last_of_tie = np.append(np.flatnonzero(np.diff(s)), len(s) - 1)
+    tp = np.cumsum(y)[last_of_tie]
+    precision = tp / (last_of_tie + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
 class AUPRC(_Plausibility):
-    """Area under the precision-recall curve of the attributions against G (ERASER's soft score),
-    via ``sklearn.metrics.average_precision_score``."""
+    """Area under the precision-recall curve of the attributions against G (ERASER's soft score):
+    average precision, as ``sklearn.metrics.average_precision_score`` defines it."""
 
     name = "auprc"
-    formula = "Σ_n (R_n − R_{n−1}) P_n over thresholds at each attribution value"
+    formula = "Σ_n (R_n − R_{n−1}) P_n over thresholds at each distinct attribution value"
 
     def score_one(self, ctx: Context, i: int, state) -> float:
-        from sklearn.metrics import average_precision_score
-
-        return float(average_precision_score(ctx.task.examples[i].rationale, ctx.expl.attributions[i]))
+        return average_precision(ctx.task.examples[i].rationale, ctx.expl.attributions[i])

@@ -20,7 +20,7 @@ import torch
 from ..cache import cache_dir, content_key
 from ..errors import XBenchError
 from ..io import atomic_write_json
-from ..seeding import isolated_torch_rng, torch_gen
+from ..seeding import isolated_global_rng, torch_gen
 from . import ModelSource
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -84,9 +84,11 @@ class TrainBert(ModelSource):
                            "max_length": task.max_length, "trainer": TRAINER_VERSION,
                            "torch": torch.__version__.split("+")[0]})
         path = cache_dir("models", f"{task.name}-{key}")
-        if not (path / "meta.json").exists():
+        hit = (path / "meta.json").exists()
+        if not hit:
             self._train_into(path, task, splits)
         meta = json.loads((path / "meta.json").read_text())
+        meta["cache"] = "hit" if hit else "miss"  # on a hit, train_seconds is the original training's
         from transformers import PreTrainedTokenizerFast
 
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
@@ -125,7 +127,7 @@ class TrainBert(ModelSource):
         labels = torch.tensor([r.label for r in splits.train])
         gen = torch_gen("train-bert", task.name, seed, "batches")
         maskable = self._maskable(enc, splits.train)
-        with isolated_torch_rng(seed):  # transformers' init and dropout draw from the global RNG
+        with isolated_global_rng(seed):  # transformers' init and dropout draw from the global RNG
             model = BertForSequenceClassification(config)
             opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
             steps = p["epochs"] * ((len(labels) + p["batch_size"] - 1) // p["batch_size"])
