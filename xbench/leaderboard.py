@@ -113,7 +113,7 @@ def write_leaderboard(run_dir: Path, scores: pd.DataFrame, manifest: dict[str, A
 
 def read_scores(path: Path) -> pd.DataFrame:
     """A scores CSV exactly as written: floats round-trip bit for bit, empty errors stay ''."""
-    return pd.read_csv(path, keep_default_na=False, na_values={"value": [""]}, float_precision="round_trip",
+    return pd.read_csv(path, keep_default_na=False, na_values={"value": [""]},
                        dtype={"error": str, "example": str})
 
 

@@ -209,7 +209,7 @@ class Runner:
             skipped += [m.name for m in metrics if "rationale" in m.needs and not spec.rationale]
             metrics = [m for m in metrics if m.name not in skipped]
             expl = self.explain(task, explainer, targets, model_hash, seed)
-            ctx = Context(task, expl, targets, engine, seed)
+            ctx = Context(task, expl, targets, engine, seed, explainer)
             self._report_bad(spec, explainer.name, ctx)
             planned.append((explainer, expl, ctx, [(m, m.plan(ctx)) for m in metrics]))
             tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta}

@@ -89,8 +89,11 @@ class Explainer(Registered):
         return c
 
     def explain(self, task: "Task", examples: list["TextExample"], targets: list[int], seed: int = 0,
-                progress: bool = False) -> Explanations:
-        """Attributions over features for each example, timing and counting passes per example."""
+                progress: bool = False, extra_seed: tuple = ()) -> Explanations:
+        """Attributions over features for each example, timing and counting passes per example.
+
+        Example i's randomness is seeded from (task, explainer, example id, seed, *extra_seed).
+        """
         from tqdm.auto import tqdm
 
         n = len(examples)
@@ -101,7 +104,7 @@ class Explainer(Registered):
             f0, b0 = task.model.counts()
             t0 = time.perf_counter()
             s = np.asarray(self.attribute(task, ex, int(targets[i]),
-                                          derive_seed(task.name, self.name, "explain", ex.id, seed)),
+                                          derive_seed(task.name, self.name, "explain", ex.id, seed, *extra_seed)),
                            dtype=np.float64)
             if self.scores == "tokens":
                 s = pool(ex, s, task.spec.pooling)

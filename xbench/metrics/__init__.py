@@ -18,9 +18,9 @@ from ..registry import Registered, Registry
 from ..seeding import np_rng
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..explainers import Explanations
+    from ..explainers import Explainer, Explanations
     from ..perturb import PerturbationEngine
-    from ..task import Task
+    from ..task import Task, TextExample
 
 FAMILIES = ("faithfulness", "plausibility", "cost", "stability", "sanity", "complexity", "agreement")
 EMPTY_RATIONALE = "empty gold rationale"
@@ -37,6 +37,8 @@ class Context:
     targets: np.ndarray
     engine: "PerturbationEngine"
     seed: int = 0
+    #: the explainer that produced ``expl``, for metrics that explain again (stability, sanity)
+    explainer: "Explainer | None" = None
     full: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,6 +49,20 @@ class Context:
     @property
     def n(self) -> int:
         return len(self.task.examples)
+
+    def reexplain(self, examples: "list[TextExample] | None" = None, targets: "np.ndarray | None" = None,
+                  seed: int | None = None, task: "Task | None" = None, *parts: object) -> "Explanations":
+        """Run this context's explainer again: on other examples (perturbed inputs), targets (another
+        class), seed, or task (e.g. the same data with a randomised model). ``parts`` name the purpose
+        and enter the explainer's per-example seeds, so each re-explanation draws its own randomness.
+        Its cost is the metric's, not the explainer's."""
+        if self.explainer is None:
+            raise RuntimeError("this metric needs the explainer itself (Context.explainer is None)")
+        task = task or self.task
+        examples = task.examples if examples is None else examples
+        targets = self.targets if targets is None else targets
+        return self.explainer.explain(task, examples, [int(t) for t in targets],
+                                      self.seed if seed is None else seed, extra_seed=parts)
 
     def p_target(self, i: int, handles: np.ndarray) -> np.ndarray:
         """Probability of example ``i``'s target class for each engine handle."""
