@@ -192,27 +192,27 @@ class Runner:
         targets, pred = targets_for(task, engine)
         targets_passes = task.model.n_forward - f0
         model_hash = weights_hash(task.model.model)
-        skipped: list[str] = []
         acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
         tinfo = info[spec.name] = {
             "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
             "model_weights_sha256": model_hash, "model": task.info["model"], "accuracy_on_slice": acc,
             "load_seconds": task.info["load_seconds"],
             "replacement": spec.replacement, "granularity": spec.granularity, "target": spec.target,
-            "skipped_metrics": skipped, "explainers": {}, "n_truncated": sum(ex.truncated for ex in task.examples),
+            "explainers": {}, "n_truncated": sum(ex.truncated for ex in task.examples),
         }
         # phase 1: explain, then let every metric submit its perturbations
         planned = []
         for unit in units:
             explainer = Explainer.registry.get(unit.explainer)(**unit.explainer_params)
             metrics = [Metric.registry.get(n)(**p) for n, p in unit.metrics]
-            skipped += [m.name for m in metrics if "rationale" in m.needs and not spec.rationale]
-            metrics = [m for m in metrics if m.name not in skipped]
+            inapplicable = [m.name for m in metrics if not m.applies_to(task, explainer)]
+            metrics = [m for m in metrics if m.name not in inapplicable]
             expl = self.explain(task, explainer, targets, model_hash, seed)
             ctx = Context(task, expl, targets, engine, seed, explainer)
             self._report_bad(spec, explainer.name, ctx)
             planned.append((explainer, expl, ctx, [(m, m.plan(ctx)) for m in metrics]))
-            tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta}
+            tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta,
+                                                   "metrics_not_applicable": inapplicable}
         # phase 2: one deduplicated, length-sorted pass over every requested input
         f_explain = task.model.n_forward
         t1 = time.perf_counter()
@@ -226,6 +226,8 @@ class Runner:
             rows = []
             for m, states in plans:
                 values, errors = m.score(ctx, states)
+                if m.notes:
+                    tinfo["explainers"][explainer.name].setdefault("metric_notes", {})[m.name] = m.notes
                 for i, ex in enumerate(task.examples):
                     rows.append((spec.name, explainer.name, m.name, ex.id, values[i], errors[i] or "",
                                  spec.replacement, int(targets[i]), seed))
@@ -238,7 +240,6 @@ class Runner:
             atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
             expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")
             frames.append(df)
-        tinfo["skipped_metrics"] = sorted(set(skipped))
         tinfo["seconds"] = round(time.perf_counter() - t0, 2)
         return pd.concat(frames, ignore_index=True)
 

@@ -146,6 +146,19 @@ class Metric(Registered):
     #: the formula, as shown in ``xbench list metrics`` and the README
     formula: ClassVar[str] = ""
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        #: aggregate facts a metric reports beside its per-example values (e.g. the share of
+        #: perturbations kept); the runner stores them in the manifest per (task, explainer, metric)
+        self.notes: dict[str, Any] = {}
+
+    def applies_to(self, task: "Task", explainer: "Explainer") -> bool:
+        """False where the metric means nothing for this pair (e.g. seed stability of a deterministic
+        explainer): then no rows are written, and the manifest lists it as not applicable."""
+        if "rationale" in self.needs and not task.spec.rationale:
+            return False
+        return True
+
     def plan_one(self, ctx: Context, i: int) -> Any:
         return None
 
