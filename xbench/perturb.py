@@ -67,8 +67,12 @@ class PerturbationEngine:
         self.batch_size = batch_size or model.batch_size
         self._index: dict[bytes, int] = {}
         self._rows: list[Row] = []
-        self._probs = np.zeros((0, model.num_labels), dtype=np.float32)
+        self._logits = np.zeros((0, model.num_labels), dtype=np.float32)
+        self._probs = self._logits
         self.n_requested = 0
+        #: per-run memo for values derived from model outputs that do not depend on the explainer
+        #: (e.g. an example's normalised-AOPC bounds), shared by every metric and explainer
+        self.memo: dict = {}
 
     @property
     def n_unique(self) -> int:
@@ -93,13 +97,15 @@ class PerturbationEngine:
 
     def run(self, progress: bool = False) -> None:
         """Evaluate every input submitted since the last run, shortest first."""
-        start = len(self._probs)
+        import torch
+
+        start = len(self._logits)
         pending = range(start, len(self._rows))
         if not pending:
             return
         order = sorted(pending, key=lambda h: len(self._rows[h][0]))
-        out = np.zeros((len(self._rows), self.model.num_labels), dtype=np.float32)
-        out[:start] = self._probs
+        logits = np.zeros((len(self._rows), self.model.num_labels), dtype=np.float32)
+        logits[:start] = self._logits
         batches = range(0, len(order), self.batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -107,10 +113,22 @@ class PerturbationEngine:
             batches = tqdm(batches, desc="forward passes", unit="batch", leave=False)
         for b in batches:
             idx = order[b:b + self.batch_size]
-            out[idx] = self.model.probs([self._rows[h] for h in idx])
-        self._probs = out
+            logits[idx] = self.model.outputs([self._rows[h] for h in idx], "logit")
+        probs = np.zeros_like(logits)
+        probs[:start] = self._probs
+        probs[start:] = torch.softmax(torch.from_numpy(logits[start:]), -1).numpy()
+        self._logits, self._probs = logits, probs
+
+    def _check(self, handles: np.ndarray) -> None:
+        if len(handles) and np.max(handles) >= len(self._logits):
+            raise RuntimeError("engine.run() must be called before reading results")
 
     def probs(self, handles: np.ndarray) -> np.ndarray:
-        if len(handles) and handles.max() >= len(self._probs):
-            raise RuntimeError("engine.run() must be called before reading results")
+        """Softmax outputs of the inputs behind ``handles``."""
+        self._check(handles)
         return self._probs[handles]
+
+    def logits(self, handles: np.ndarray) -> np.ndarray:
+        """Logits of the inputs behind ``handles``."""
+        self._check(handles)
+        return self._logits[handles]

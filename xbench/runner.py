@@ -12,6 +12,7 @@ Run directory layout::
     explanations/<task>/<explainer>.npz  the attributions that were scored
     scores.csv               all per-example scores
     leaderboard.json|md|csv  aggregated tables
+    agreement.json|md        pairwise agreement of explainers per task (xbench/agreement.py)
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ import pandas as pd
 
 from .cache import cache_dir, content_key
 from .explainers import Explainer, Explanations
-from .io import atomic_write, atomic_write_json
+from .agreement import agreement
+from .agreement import to_markdown as agreement_markdown
+from .io import atomic_write, atomic_write_json, atomic_write_text
 from .metrics import BAD_ATTRIBUTIONS, Context, Metric
 from .perturb import PerturbationEngine
 from .spec import TaskSpec
@@ -125,6 +128,7 @@ class Runner:
         self.config, self.out, self.progress = config, Path(out), progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.failures: list[str] = []
+        self.agreement: list[pd.DataFrame] = []
         self._seen: set[Any] = set()
 
     def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str,
@@ -169,6 +173,10 @@ class Runner:
         from .leaderboard import write_leaderboard
 
         write_leaderboard(out, scores, manifest)
+        if self.agreement:
+            agree = pd.concat(self.agreement, ignore_index=True)
+            atomic_write_json(out / "agreement.json", json.loads(agree.to_json(orient="records")))
+            atomic_write_text(out / "agreement.md", agreement_markdown(agree))
         manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         wall_seconds=round(time.time() - t_start, 2), failures=self.failures)
         atomic_write_json(out / "manifest.json", manifest)
@@ -221,6 +229,7 @@ class Runner:
                            "forward_passes": task.model.n_forward - f_explain + targets_passes,
                            "seconds": round(time.perf_counter() - t1, 3)}
         # phase 3: score and write each unit atomically
+        self.agreement.append(agreement(spec.name, {e.name: x.attributions for e, x, _, _ in planned}))
         frames = []
         for explainer, expl, ctx, plans in planned:
             rows = []

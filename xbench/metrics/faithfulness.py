@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import trapezoid
 
+from ..seeding import np_rng, torch_gen
 from . import Context, Metric, ks_of
 
 ERASER_BINS = [0.01, 0.05, 0.10, 0.20, 0.50]
@@ -87,3 +88,255 @@ class InsertionAUC(_Curve):
     direction, ideal = "higher", 1.0
     insertion = True
     formula = "Σ_j (x_j − x_{j−1})(p_j + p_{j−1})/2,  p_j = p(top_{k_j} only),  k_j, x_j as for deletion"
+
+
+def log_odds(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+class ComprehensivenessLogOdds(Comprehensiveness):
+    """Comprehensiveness in log-odds (as ERASER's AOPC, with p mapped to log(p / (1 - p)), p clipped
+    to [1e-6, 1 - 1e-6]): unbounded, and not saturated near p = 1 as probabilities are."""
+
+    name = "comprehensiveness_log_odds"
+    range = (-np.inf, np.inf)
+    ideal = np.inf
+    formula = "1/|B| Σ_b [lo(p(x)) − lo(p(x \\ top_{k_b}))],  lo(p) = log(p/(1−p))"
+
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        p = log_odds(ctx.p_target_rows(idx, np.stack([states[i] for i in idx])))
+        return (log_odds(ctx.p_target_rows(idx, ctx.full[idx][:, None])) - p).mean(axis=1)
+
+
+class SufficiencyLogOdds(Sufficiency):
+    """Sufficiency in log-odds (see comprehensiveness_log_odds)."""
+
+    name = "sufficiency_log_odds"
+    range = (-np.inf, np.inf)
+    formula = "1/|B| Σ_b [lo(p(x)) − lo(p(top_{k_b} only))],  lo(p) = log(p/(1−p))"
+    score_many = ComprehensivenessLogOdds.score_many
+
+
+class DecisionFlip(Metric):
+    """Decision flip, fraction of features to flip (ERASER's tokens-to-flip; Serrano & Smith 2019):
+    remove features most important first until the model's predicted class changes. If removing
+    every feature never flips it, the value is 1 and the example is counted in the notes."""
+
+    name = "decision_flip"
+    family = "faithfulness"
+    direction, ideal = "lower", 0.0
+    range = (0.0, 1.0)
+    formula = "min{k : argmax f(x \\ top_k) ≠ argmax f(x)} / F  (1 if no k flips it)"
+
+    def plan_one(self, ctx: Context, i: int):
+        ex = ctx.task.examples[i]
+        return ctx.engine.submit(ex, ~ctx.top_masks(i, np.arange(1, ex.n_features + 1)))
+
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        out, never = np.empty(len(idx)), 0
+        for j, i in enumerate(idx):
+            pred = ctx.engine.probs(ctx.full[i:i + 1]).argmax(1)[0]
+            flipped = np.flatnonzero(ctx.engine.probs(states[i]).argmax(1) != pred)
+            F = ctx.task.examples[i].n_features
+            out[j] = (flipped[0] + 1) / F if len(flipped) else 1.0
+            never += not len(flipped)
+        self.notes = {"examples_never_flipped": int(never)}
+        return out
+
+
+def leave_one_out(ctx: Context, i: int) -> np.ndarray:
+    """Submit x without each single feature (shared across explainers: the engine dedupes them)."""
+    ex = ctx.task.examples[i]
+    return ctx.engine.submit(ex, ~np.eye(ex.n_features, dtype=bool))
+
+
+class _LOOCorrelation(Metric):
+    family = "faithfulness"
+    direction, ideal = "higher", 1.0
+    range = (-1.0, 1.0)
+
+    def plan_one(self, ctx: Context, i: int):
+        return leave_one_out(ctx, i)
+
+    def drops(self, ctx: Context, i: int, handles) -> np.ndarray:
+        return ctx.p_full(i) - ctx.p_target(i, handles)
+
+
+class TauLOO(_LOOCorrelation):
+    """Leave-one-out rank correlation (ferret's ``taucorr_loo``): Kendall τ-b between the attributions
+    and the leave-one-out drops p(x) − p(x \\ {i}) (scipy.stats.kendalltau). The leave-one-out inputs
+    go through the shared engine, so their cost is paid once per example, not once per explainer.
+    Undefined (a failure) when either side is constant."""
+
+    name = "taucorr_loo"
+    formula = "τ_b(a, Δ),  Δ_i = p(x) − p(x \\ {i})"
+
+    def score_one(self, ctx: Context, i: int, handles) -> float:
+        from scipy.stats import kendalltau
+
+        return float(kendalltau(ctx.expl.attributions[i], self.drops(ctx, i, handles)).statistic)
+
+
+class MonotonicityCorrelation(_LOOCorrelation):
+    """Monotonicity correlation (Nguyen & Rodríguez Martínez 2020): Spearman ρ between |a_i| and the
+    effect of removing feature i on the prediction. With one deterministic removal per feature (token
+    removal has no noise distribution to sample), the effect is the squared leave-one-out change
+    (p(x) − p(x \\ {i}))², the variance Nguyen et al. estimate by sampling."""
+
+    name = "monotonicity_correlation"
+    formula = "ρ_s(|a|, Δ²),  Δ_i = p(x) − p(x \\ {i})"
+
+    def score_one(self, ctx: Context, i: int, handles) -> float:
+        from scipy.stats import spearmanr
+
+        return float(spearmanr(np.abs(ctx.expl.attributions[i]), self.drops(ctx, i, handles) ** 2).statistic)
+
+
+class FaithfulnessCorrelation(Metric):
+    """Faithfulness correlation (Bhatt et al. 2020): Pearson ρ, over random feature subsets S of a
+    fixed size, between the attribution mass Σ_{i∈S} a_i and the output drop f(x) − f(x \\ S).
+    Subsets are drawn with a generator seeded per (task, explainer, metric, example, seed); f is the
+    target probability (``output: probability``) or logit (``output: logit``, Quantus' default)."""
+
+    name = "faithfulness_correlation"
+    family = "faithfulness"
+    direction, ideal = "higher", 1.0
+    range = (-1.0, 1.0)
+    params = {"n_samples": 32, "subset_size": 0.2, "output": "probability"}
+    formula = "ρ_p(Σ_{i∈S} a_i, f(x) − f(x \\ S)) over random S, |S| = max(1, ⌈s·F⌉)"
+
+    def subsets(self, ctx: Context, i: int) -> np.ndarray:
+        """(n_samples, F) bool: True marks the features removed in each sample."""
+        ex = ctx.task.examples[i]
+        rng = np_rng(ctx.task.name, ctx.expl.explainer, self.name, ex.id, ctx.seed)
+        k = max(1, min(ex.n_features, int(np.ceil(self.p["subset_size"] * ex.n_features - 1e-9))))
+        ranks = rng.random((self.p["n_samples"], ex.n_features)).argsort(axis=1)
+        return ranks < k
+
+    def plan_one(self, ctx: Context, i: int):
+        return ctx.engine.submit(ctx.task.examples[i], ~self.subsets(ctx, i))
+
+    def score_one(self, ctx: Context, i: int, handles) -> float:
+        from scipy.stats import pearsonr
+
+        removed = self.subsets(ctx, i)
+        mass = removed.astype(np.float64) @ ctx.expl.attributions[i]
+        if self.p["output"] == "logit":
+            f = ctx.engine.logits(handles)[:, ctx.targets[i]]
+            f0 = ctx.engine.logits(ctx.full[i:i + 1])[0, ctx.targets[i]]
+        else:
+            f, f0 = ctx.p_target(i, handles), ctx.p_full(i)
+        return float(pearsonr(mass, f0 - f).statistic)
+
+
+class Infidelity(Metric):
+    """Infidelity (Yeh et al. 2019) through ``captum.metrics.infidelity`` with ``normalize=True``:
+    E_I[(β I·a − (f(x) − f(x − I)))²] with β the least-squares scale, over random removals I of each
+    feature with probability ``p_remove`` in the binary feature-presence space (f = the target's
+    probability, or logit with ``output: logit``). The perturbed inputs go through the shared engine."""
+
+    name = "infidelity"
+    family = "faithfulness"
+    direction, ideal = "lower", 0.0
+    range = (0.0, np.inf)
+    params = {"n_perturb_samples": 32, "p_remove": 0.25, "output": "probability"}
+    formula = "min_β E_I[(β·Iᵀa − (p(x) − p(x with the features in I removed)))²]"
+
+    def score_one(self, ctx: Context, i: int, state) -> float:
+        import torch
+        from captum.metrics import infidelity
+
+        ex = ctx.task.examples[i]
+        gen = torch_gen(ctx.task.name, ctx.expl.explainer, self.name, ex.id, ctx.seed)
+
+        def perturb(z: torch.Tensor):
+            removed = (torch.rand(z.shape, generator=gen) < self.p["p_remove"]).to(z.dtype)
+            return removed, z - removed  # captum: f(x) - f(x - I) with I the perturbation
+
+        def forward(z: torch.Tensor) -> torch.Tensor:
+            handles = ctx.engine.submit(ex, z.numpy() > 0.5)
+            ctx.engine.run()
+            out = ctx.engine.logits(handles) if self.p["output"] == "logit" else ctx.engine.probs(handles)
+            return torch.from_numpy(out)
+
+        z = torch.ones(1, ex.n_features, dtype=torch.float64)
+        a = torch.from_numpy(ctx.expl.attributions[i])[None]
+        return float(infidelity(forward, perturb, z, a, target=int(ctx.targets[i]),
+                                n_perturb_samples=self.p["n_perturb_samples"], normalize=True)[0])
+
+
+class _NormalizedAOPC:
+    """Mixin: rescale an AOPC by the lowest and highest AOPC any removal order achieves for the
+    example (Edin et al. 2024): (AOPC − AOPC_min) / (AOPC_max − AOPC_min), clipped to [0, 1].
+
+    The bounds are found **approximately**, by a beam search of width ``beam`` over nested feature
+    sets (grown one feature at a time up to the largest bin, keeping the ``beam`` best and the
+    ``beam`` worst partial chains by their AOPC so far plus the current drop). Exact bounds need
+    every subset of every bin size (C(F, k) inputs). Cost: at most 2·beam·F·k_max perturbed inputs
+    per example, evaluated through the engine and memoised per (example, target), so they are paid
+    once per example however many explainers are scored. An ordering better than the bound found
+    is clipped to 1 (counted in the notes as ``clipped``)."""
+
+    name: str
+    p: dict
+    keep_top: bool
+
+    def bounds(self, ctx: Context, i: int) -> tuple[float, float]:
+        ex = ctx.task.examples[i]
+        key = (self.name, ex.id, int(ctx.targets[i]), tuple(self.p["bins"]), self.p["beam"])
+        memo = ctx.engine.memo
+        if key in memo:
+            return memo[key]
+        ks = ks_of(tuple(self.p["bins"]), ex.n_features)
+        mult = np.bincount(ks, minlength=ks.max() + 1)  # how many bins end at each size
+        p0, out = ctx.p_full(i), []
+        for sign in (1.0, -1.0):  # highest AOPC, then lowest
+            beams: list[tuple[frozenset, float]] = [(frozenset(), 0.0)]
+            for k in range(1, int(ks.max()) + 1):
+                cands: dict[frozenset, float] = {}
+                for s, acc in beams:  # a set reached from two chains keeps the better chain
+                    for f in range(ex.n_features):
+                        if f not in s and sign * acc > sign * cands.get(s | {f}, -sign * np.inf):
+                            cands[s | {f}] = acc
+                sets = list(cands)
+                chosen = np.zeros((len(sets), ex.n_features), dtype=bool)
+                for r, s in enumerate(sets):
+                    chosen[r, list(s)] = True
+                handles = ctx.engine.submit(ex, chosen if self.keep_top else ~chosen)
+                ctx.engine.run()
+                drop = p0 - ctx.p_target(i, handles)
+                acc = np.array([cands[s] for s in sets]) + mult[k] * drop
+                rank = sign * (acc + (drop if mult[k] == 0 else 0.0))
+                top = np.argsort(-rank, kind="stable")[: self.p["beam"]]
+                beams = [(sets[t], float(acc[t])) for t in top]
+            out.append(max(sign * a for _, a in beams) * sign / len(ks))
+        memo[key] = (out[1], out[0])
+        return memo[key]
+
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        raw = super().score_many(ctx, idx, states)  # type: ignore[misc]
+        lo, hi = np.array([self.bounds(ctx, i) for i in idx]).T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = (raw - lo) / (hi - lo)
+        clipped = int(np.sum((norm < 0) | (norm > 1)))
+        self.notes = {"clipped": clipped, "bounds": f"beam search, width {self.p['beam']}"}
+        return np.where(hi - lo > 1e-12, np.clip(norm, 0.0, 1.0), np.nan)
+
+
+class NormalizedComprehensiveness(_NormalizedAOPC, Comprehensiveness):
+    """Normalised comprehensiveness (Edin et al. 2024); see :class:`_NormalizedAOPC`."""
+
+    name = "comprehensiveness_normalized"
+    range, ideal = (0.0, 1.0), 1.0
+    params = {"bins": ERASER_BINS, "beam": 2}
+    formula = "(comp − comp_min) / (comp_max − comp_min), bounds over removal orders (beam search)"
+
+
+class NormalizedSufficiency(_NormalizedAOPC, Sufficiency):
+    """Normalised sufficiency (Edin et al. 2024); see :class:`_NormalizedAOPC`."""
+
+    name = "sufficiency_normalized"
+    range, ideal = (0.0, 1.0), 0.0
+    params = {"bins": ERASER_BINS, "beam": 2}
+    formula = "(suff − suff_min) / (suff_max − suff_min), bounds over kept-feature orders (beam search)"
