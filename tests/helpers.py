@@ -75,14 +75,24 @@ class FixedRecords(DatasetSource):
 
 
 class LinearSource(ModelSource):
-    """Test model source: the LinearBag model over a word-level tokenizer of WEIGHTS' words."""
+    """Test model source: the LinearBag model over a word-level tokenizer of WEIGHTS' words.
+    With ``seed_noise`` > 0, model seed s adds seed_noise * N(0, 1) (seeded by s) to each weight."""
 
     name = "test-linear"
-    params = {"bias": 0.0}
+    params = {"bias": 0.0, "seed_noise": 0.0}
+    seeded = True
 
     def load(self, task, splits):
         tok = build_word_tokenizer(list(WEIGHTS), task.max_length)
-        return LinearBag(tok, WEIGHTS, self.p["bias"]), tok, {"test_accuracy": None}
+        return LinearBag(tok, seeded_weights(task.model.seed, self.p["seed_noise"]), self.p["bias"]), tok, \
+            {"test_accuracy": None}
+
+
+def seeded_weights(seed: int, noise: float) -> dict[str, float]:
+    if noise == 0:
+        return dict(WEIGHTS)
+    rng = np.random.default_rng(seed)
+    return {w: v + noise * float(rng.normal()) for w, v in WEIGHTS.items()}
 
 
 LINEAR_TASK = {

@@ -197,4 +197,4 @@ class Metric(Registered):
         return None
 
 
-from . import faithfulness, plausibility, cost  # noqa: E402,F401  (register built-ins)
+from . import faithfulness, plausibility, model_stability, cost  # noqa: E402,F401  (register built-ins)

@@ -15,6 +15,9 @@ class ModelSource(Registered):
 
     registry: ClassVar[Registry["ModelSource"]] = Registry("model source")
     offline: ClassVar[bool] = True
+    #: whether ``model.seed`` changes the weights (a model trained here), so that model-seed
+    #: stability can compare equally trained models
+    seeded: ClassVar[bool] = False
 
     def load(self, task: "TaskSpec", splits: "Splits") -> tuple[Any, Any, dict]:  # pragma: no cover
         raise NotImplementedError

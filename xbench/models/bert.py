@@ -64,6 +64,7 @@ class TrainBert(ModelSource):
     """A small BERT trained from scratch on the task's training split."""
 
     name = "train-bert"
+    seeded = True
     params = {
         "hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128,
         "epochs": 4, "lr": 2e-3, "batch_size": 64, "weight_decay": 0.01,
