@@ -121,3 +121,16 @@ def test_explainer_metadata_is_complete(name):
     assert cls.family in ("gradient", "perturbation", "attention", "control")
     assert isinstance(cls.stochastic, bool) and cls.__doc__
     assert cls.needs <= {"gradients", "attention"}
+
+
+def test_dummy_axiom(linear_task):
+    """'the', 'film' and 'plot' have weight 0: the model ignores them. Occlusion gives them exactly
+    zero; LIME and KernelSHAP (200 samples) give them |a| < 0.05 (the other weights are 1 to 2)."""
+    ex = linear_task.examples
+    ignored = [[f in ("the", "film", "plot") for f in e.features] for e in ex]
+    for name, tol in (("occlusion", 0.0), ("kernel_shap", 1e-6), ("lime", 0.05)):
+        out = E(name)(n_samples=200) if name != "occlusion" else E(name)()
+        attrs = out.explain(linear_task, ex, [1] * len(ex)).attributions
+        for a, ign in zip(attrs, ignored):
+            assert np.all(np.abs(a[ign]) <= tol), (name, a, ign)
+            assert np.all(np.abs(a[~np.array(ign)]) > 0.5), name

@@ -47,3 +47,29 @@ def test_not_applicable_to_untrained_models(linear_task, monkeypatch):
     monkeypatch.setattr(LinearSource, "seeded", False)
     m = Metric.registry.get("model_seed_stability")()
     assert not m.applies_to(linear_task, Explainer.registry.get("occlusion")())
+
+
+def test_metric_cost_is_recorded_in_the_manifest(tmp_path):
+    import json
+
+    import yaml
+
+    from helpers import LINEAR_TASK
+    from xbench.cli import main
+
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(LINEAR_TASK))
+    suite = tmp_path / "s.yaml"
+    suite.write_text("metrics: [comprehensiveness, sufficiency, model_seed_stability, token_f1]\n")
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--suite", str(suite), "--no-progress",
+                 "--explainers", "integrated_gradients", "--allow-failures"]) == 0  # c: constant, ρ undefined
+    cost = json.loads((tmp_path / "r" / "manifest.json").read_text())["tasks"]["linear"]["explainers"][
+        "integrated_gradients"]["metric_cost"]
+    n_feat = [4, 4, 3, 5]
+    # comprehensiveness: 5 bins, k = 1,1,1,1,2 (F = 3..5: ⌈.5F⌉ = 2, 2, 3 for F = 4, 3, 5) -> requested 5 each
+    assert cost["comprehensiveness"]["inputs_requested"] == 5 * 4
+    assert cost["token_f1"]["inputs_requested"] == 0 and cost["token_f1"]["forward_passes_per_example"] == 0
+    # two more models, each re-explaining 4 examples with 32 IG steps (forward and backward)
+    assert cost["model_seed_stability"]["forward_passes_per_example"] == 2 * 32
+    assert cost["model_seed_stability"]["backward_passes_per_example"] == 2 * 32
+    assert sum(n_feat) > 0

@@ -123,6 +123,42 @@ def targets_for(task: Task, engine: PerturbationEngine) -> tuple[np.ndarray, np.
     return pred, pred
 
 
+class MetricCost:
+    """What one metric costs on one (task, explainer), measured around its plan and score calls.
+
+    ``inputs_new`` are the inputs it was first to submit to the shared engine: the forward passes
+    it caused in the deduplicated pass (an input another metric or explainer already asked for
+    is free). ``forward_passes`` adds the passes it made itself (re-explanations, searches)."""
+
+    def __init__(self, task: Task, ctx: Context) -> None:
+        self.task, self.ctx = task, ctx
+        self.seconds = 0.0
+        self.forward = self.backward = self.requested = self.new = 0
+
+    def __enter__(self) -> "MetricCost":
+        e, m = self.ctx.engine, self.task.model
+        self._start = (time.perf_counter(), m.n_forward, m.n_backward, e.n_requested, e.n_unique,
+                       self.ctx.reexplain_passes[0], self.ctx.reexplain_passes[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        t, f, b, r, u, rf, rb = self._start
+        e, m, (cf, cb) = self.ctx.engine, self.task.model, self.ctx.reexplain_passes
+        self.seconds += time.perf_counter() - t
+        # passes on this task's model (engine runs, re-explanations) plus re-explanations on others
+        self.forward += (m.n_forward - f) + (cf - rf)
+        self.backward += (m.n_backward - b) + (cb - rb)
+        self.requested += e.n_requested - r
+        self.new += e.n_unique - u
+
+    def summary(self) -> dict[str, Any]:
+        n = max(1, self.ctx.n)
+        return {"seconds_per_example": self.seconds / n, "forward_passes_per_example": self.forward / n,
+                "backward_passes_per_example": self.backward / n, "inputs_requested": self.requested,
+                "inputs_new": self.new, "note": "seconds exclude the shared engine pass; inputs_new are "
+                                                "the forward passes this metric added to it"}
+
+
 class Runner:
     def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
@@ -218,7 +254,12 @@ class Runner:
             expl = self.explain(task, explainer, targets, model_hash, seed)
             ctx = Context(task, expl, targets, engine, seed, explainer)
             self._report_bad(spec, explainer.name, ctx)
-            planned.append((explainer, expl, ctx, [(m, m.plan(ctx)) for m in metrics]))
+            meters = {m.name: MetricCost(task, ctx) for m in metrics}
+            plans = []
+            for m in metrics:
+                with meters[m.name]:
+                    plans.append((m, m.plan(ctx)))
+            planned.append((explainer, expl, ctx, plans, meters))
             tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta,
                                                    "metrics_not_applicable": inapplicable}
         # phase 2: one deduplicated, length-sorted pass over every requested input
@@ -229,12 +270,13 @@ class Runner:
                            "forward_passes": task.model.n_forward - f_explain + targets_passes,
                            "seconds": round(time.perf_counter() - t1, 3)}
         # phase 3: score and write each unit atomically
-        self.agreement.append(agreement(spec.name, {e.name: x.attributions for e, x, _, _ in planned}))
+        self.agreement.append(agreement(spec.name, {e.name: x.attributions for e, x, *_ in planned}))
         frames = []
-        for explainer, expl, ctx, plans in planned:
+        for explainer, expl, ctx, plans, meters in planned:
             rows = []
             for m, states in plans:
-                values, errors = m.score(ctx, states)
+                with meters[m.name]:
+                    values, errors = m.score(ctx, states)
                 if m.notes:
                     tinfo["explainers"][explainer.name].setdefault("metric_notes", {})[m.name] = m.notes
                 for i, ex in enumerate(task.examples):
@@ -245,6 +287,7 @@ class Runner:
                     first = task.examples[errors.index(bad[0])].id
                     self._fail(f"{spec.path}: example {first}: {bad[0]} ({len(bad)} example(s); counted in "
                                f"n_failed of {m.name})", once=(spec.name, bad[0]))
+            tinfo["explainers"][explainer.name]["metric_cost"] = {k: v.summary() for k, v in meters.items()}
             df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
             atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
             expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")

@@ -40,6 +40,8 @@ class Context:
     #: the explainer that produced ``expl``, for metrics that explain again (stability, sanity)
     explainer: "Explainer | None" = None
     full: np.ndarray = field(init=False)
+    #: forward and backward passes :meth:`reexplain` spent on other models, for metric cost
+    reexplain_passes: list = field(default_factory=lambda: [0, 0])
 
     def __post_init__(self) -> None:
         # the unperturbed inputs: already evaluated for the targets, so the engine dedupes them
@@ -61,8 +63,12 @@ class Context:
         task = task or self.task
         examples = task.examples if examples is None else examples
         targets = self.targets if targets is None else targets
-        return self.explainer.explain(task, examples, [int(t) for t in targets],
-                                      self.seed if seed is None else seed, extra_seed=parts)
+        out = self.explainer.explain(task, examples, [int(t) for t in targets],
+                                     self.seed if seed is None else seed, extra_seed=parts)
+        if task.model is not self.task.model:  # passes on this task's model are counted by its adapter
+            self.reexplain_passes[0] += int(out.forward.sum())
+            self.reexplain_passes[1] += int(out.backward.sum())
+        return out
 
     def p_target(self, i: int, handles: np.ndarray) -> np.ndarray:
         """Probability of example ``i``'s target class for each engine handle."""

@@ -1,0 +1,471 @@
+"""Stability: does an explanation stay put when nothing that should matter changes?
+
+Three kinds of change, each re-running the explainer through :meth:`Context.reexplain` (whose
+cost is the metric's):
+
+- the explainer's own seed (``explainer_seed_stability``; stochastic explainers only);
+- small uniform noise on the word embeddings of the example's tokens (``max_sensitivity``,
+  ``avg_sensitivity``, ``relative_input_stability``, ``relative_output_stability``), applied to the
+  embedding matrix by :func:`xbench.perturb_embed.embedding_noise` so that every explainer sees it;
+- label-preserving edits of the token ids that touch no gold-rationale (or, without gold, no
+  top-attributed) feature: two such features swap places, or one is dropped
+  (``discrete_stability_spearman``, ``discrete_stability_topk``).
+
+Only perturbations that keep the model's prediction (argmax) count, as in Yeh et al. (2019, the
+label-preserving neighbourhood), Agarwal et al. (2022) and Quantus's
+``return_nan_when_prediction_changes``. The share kept is reported in ``Metric.notes`` (the run
+manifest); an example with no kept perturbation fails with a reason and counts in ``n_failed``.
+
+The noise for example x, sample s is seeded by (task, 'embedding_noise', example, s, seed), and the
+discrete edits by (task, 'discrete_perturbation', example, seed): the same perturbed inputs for
+every explainer (paired comparisons) and for all four noise metrics (so avg <= max per example),
+and one context's re-explanations are computed once and shared by those metrics. The perturbed
+inputs are re-explained with their own randomness (the re-explanation's seed parts name the
+sample), as Quantus calls the explainer afresh: for stochastic explainers the sensitivities include
+their run-to-run variation, which ``explainer_seed_stability`` isolates.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import ConstantInputWarning, rankdata, spearmanr
+
+from ..perturb_embed import embedding_noise, embedding_range, noisy_rows, uniform_noise
+from ..seeding import np_rng, torch_gen
+from ..task import TextExample
+from . import Context, Metric, k_of
+
+NONE_KEPT = "no perturbation kept the model's prediction"
+NO_EDIT = "no label-preserving edit possible (too few features outside the protected set)"
+NO_ROWS = "no token whose embedding may be perturbed (all special or replacement tokens)"
+ZERO_ATTR = "attributions are all zero: the relative change is undefined"
+_CACHE = "_xbench_stability_cache"
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (``scipy.stats.spearmanr``, ties get average ranks).
+
+    Convention: identical rankings (including all-tied vectors and single features, where scipy
+    returns NaN) count as 1; one constant vector against a varying one stays NaN (undefined).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if np.array_equal(rankdata(a), rankdata(b)):
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        return float(spearmanr(a, b).statistic)
+
+
+def _cache(ctx: Context) -> dict:
+    """Per-context store shared by the stability metrics scoring the same (task, explainer)."""
+    return ctx.__dict__.setdefault(_CACHE, {})
+
+
+class _Stability(Metric):
+    family = "stability"
+
+    def score(self, ctx: Context, states: list[Any]) -> tuple[np.ndarray, list[str | None]]:
+        """As :meth:`Metric.score`, with this metric's own reason where an example has no value."""
+        self._reasons: dict[int, str] = {}
+        values, errors = super().score(ctx, states)
+        for i, why in self._reasons.items():
+            values[i], errors[i] = np.nan, why
+        return values, errors
+
+
+# --- explainer seeds ----------------------------------------------------------------------------
+
+class ExplainerSeedStability(_Stability):
+    """Seed stability of a stochastic explainer: the mean pairwise Spearman correlation
+    (``scipy.stats.spearmanr``) among R = n_seeds + 1 runs, the scored one and n_seeds re-runs
+    seeded apart (reexplain parts: metric name, run r). Deterministic explainers are not applicable
+    (no rows). Identical rankings count as 1 (see :func:`spearman`). Cf. the run-to-run
+    consistency checks of Bansal et al. (2020) and Quantus's 'randomisation' family.
+    A random explainer scores ~0, a deterministic one would score 1."""
+
+    name = "explainer_seed_stability"
+    direction, ideal = "higher", 1.0
+    range = (-1.0, 1.0)
+    params = {"n_seeds": 3}
+    formula = "2/(R(R−1)) Σ_{r<s} ρ_S(a^(r), a^(s)) over R = n_seeds + 1 runs of the explainer with different seeds"
+
+    def applies_to(self, task, explainer) -> bool:
+        return super().applies_to(task, explainer) and bool(explainer.stochastic)
+
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        exs = [ctx.task.examples[i] for i in idx]
+        runs = [[ctx.expl.attributions[i] for i in idx]]
+        for r in range(1, int(self.p["n_seeds"]) + 1):
+            runs.append(ctx.reexplain(exs, ctx.targets[idx], ctx.seed, None, self.name, r).attributions)
+        pairs = list(combinations(range(len(runs)), 2))
+        return np.array([np.mean([spearman(runs[r][j], runs[s][j]) for r, s in pairs])
+                         for j in range(len(idx))])
+
+
+# --- embedding noise ----------------------------------------------------------------------------
+
+@dataclass
+class NoiseRuns:
+    """One example under ``n_samples`` embedding perturbations (shared by the four noise metrics)."""
+
+    kept: np.ndarray                     # (S,) the prediction (argmax of the logits) is unchanged
+    x: np.ndarray                        # (L, d) word embeddings of the input
+    h: np.ndarray                        # (C,) logits of the input
+    xs: list[np.ndarray]                 # per sample, (L, d) perturbed embeddings
+    hs: list[np.ndarray]                 # per sample, (C,) logits of the perturbed input
+    attrs: list[np.ndarray | None]       # per sample, attributions of the perturbed input (kept only)
+
+
+def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns:
+    """Perturb example i's embedding rows ``n_samples`` times, check the prediction with the model
+    adapter's logits on the perturbed embeddings, and re-explain the kept samples (memoised per
+    context). Sample s's noise comes from ``torch_gen(task, 'embedding_noise', example, s, seed)``."""
+    key = ("noise", i, float(radius), int(n_samples))
+    store = _cache(ctx)
+    if key in store:
+        return store[key]
+    task, model, ex = ctx.task, ctx.task.model, ctx.task.examples[i]
+    ids = torch.from_numpy(ex.input_ids)
+    row = [(ex.input_ids, ex.ones, ex.token_type_ids)]
+
+    def look() -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            e = model.embed(ids).double().numpy()
+        return e, model.outputs(row, "logit")[0].astype(np.float64)
+
+    x, h = look()
+    rows = noisy_rows(model, ex)
+    r = float(radius) * embedding_range(model, ex)
+    kept, xs, hs, attrs = np.zeros(n_samples, bool), [], [], []
+    for s in range(n_samples):
+        noise = uniform_noise(len(rows), x.shape[1], r, torch_gen(task.name, "embedding_noise", ex.id, s, ctx.seed))
+        with embedding_noise(model, rows, noise):
+            x_s, h_s = look()
+            kept[s] = int(h_s.argmax()) == int(h.argmax())
+            a_s = (ctx.reexplain([ex], ctx.targets[i:i + 1], ctx.seed, None, "embedding_noise", s).attributions[0]
+                   if kept[s] else None)
+        xs.append(x_s)
+        hs.append(h_s)
+        attrs.append(a_s)
+    out = store[key] = NoiseRuns(kept, x, h, xs, hs, attrs)
+    return out
+
+
+def relative_change(u: np.ndarray, v: np.ndarray, eps: float) -> float:
+    """||(u − v) / u||_2 with eps in place of the zero entries of u (Agarwal et al. 2022; Quantus's
+    ``relative_*_stability_objective``). Two numpy lines: Quantus has the same objective only as a
+    method of its image-batch metric classes (importing Quantus takes ~6 s)."""
+    u, v = np.ravel(u), np.ravel(v)
+    return float(np.linalg.norm((u - v) / np.where(u == 0, eps, u)))
+
+
+class _EmbeddingNoise(_Stability):
+    needs = frozenset({"model"})
+    direction, ideal = "lower", 0.0
+    range = (0.0, float("inf"))
+    params = {"radius": 0.05, "n_samples": 5}
+
+    def why_not(self, ctx: Context, i: int) -> str | None:
+        why = super().why_not(ctx, i)
+        if why is None and not len(noisy_rows(ctx.task.model, ctx.task.examples[i])):
+            return NO_ROWS
+        return why
+
+    def value(self, a: np.ndarray, runs: NoiseRuns, kept: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        out, n_kept, n_all = [], 0, 0
+        for i in idx:
+            runs = noise_runs(ctx, i, self.p["radius"], self.p["n_samples"])
+            kept = np.flatnonzero(runs.kept)
+            n_kept, n_all = n_kept + len(kept), n_all + len(runs.kept)
+            if not len(kept):
+                self._reasons[i] = NONE_KEPT
+                out.append(np.nan)
+                continue
+            v = self.value(np.asarray(ctx.expl.attributions[i], dtype=np.float64), runs, kept)
+            if v is None:
+                self._reasons[i] = ZERO_ATTR
+                v = np.nan
+            out.append(v)
+        self.notes = {"perturbations": n_all, "kept": n_kept, "share_kept": n_kept / n_all if n_all else None}
+        return np.array(out, dtype=np.float64)
+
+
+class _Sensitivity(_EmbeddingNoise):
+    def value(self, a, runs, kept):
+        norm = np.linalg.norm(a)
+        if norm == 0:  # Quantus divides anyway (inf or NaN); say why instead
+            return None
+        ratios = [np.linalg.norm(a - runs.attrs[s]) / norm for s in kept]
+        return float(self.reduce(ratios))
+
+
+class MaxSensitivity(_Sensitivity):
+    """Max-sensitivity (Yeh et al. 2019, 'On the (In)fidelity and Sensitivity of Explanations'), as
+    Quantus ``MaxSensitivity`` computes it (difference, Frobenius norms, normalised by ||a(x)||):
+    the largest relative change of the attributions over ``n_samples`` label-preserving
+    perturbations x' of the word embeddings, uniform in [-r, r] per dimension with
+    r = radius · (max − min of the example's embeddings) (:mod:`xbench.perturb_embed`)."""
+
+    name = "max_sensitivity"
+    reduce = staticmethod(np.max)
+    formula = ("max_{x'} ‖a(x) − a(x')‖₂ / ‖a(x)‖₂,  x' = x + U[−r, r] on the example's word-embedding rows, "
+               "r = 0.05·(max − min of x), 5 samples, prediction kept")
+
+
+class AvgSensitivity(_Sensitivity):
+    """Average sensitivity (Yeh et al. 2019), as Quantus ``AvgSensitivity``: the mean over the kept
+    perturbations of ‖a(x) − a(x')‖₂ / ‖a(x)‖₂, with the same perturbations as ``max_sensitivity``."""
+
+    name = "avg_sensitivity"
+    reduce = staticmethod(np.mean)
+    formula = "mean_{x'} ‖a(x) − a(x')‖₂ / ‖a(x)‖₂ over the perturbations of max_sensitivity"
+
+
+class _Relative(_EmbeddingNoise):
+    params = {"radius": 0.05, "n_samples": 5, "eps": 1e-6}
+
+    def reference(self, runs: NoiseRuns, s: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def value(self, a, runs, kept):
+        eps = float(self.p["eps"])
+        ratios = []
+        for s in kept:
+            ref, ref_s = self.reference(runs, s)
+            ratios.append(relative_change(a, runs.attrs[s], eps) / max(relative_change(ref, ref_s, eps), eps))
+        return float(np.max(ratios))
+
+
+class RelativeInputStability(_Relative):
+    """Relative input stability, RIS (Agarwal et al. 2022, 'Rethinking Stability for Attribution-based
+    Explanations', Eq. 2; OpenXAI): the largest ratio of the relative change of the attributions to
+    the relative change of the input, here the (L, d) word-embedding matrix, over the kept
+    perturbations of ``max_sensitivity``. Relative changes divide entrywise, by eps where an entry of
+    a(x) (or x) is 0, as Quantus's objective does; the denominator is clamped at eps (the paper's
+    max(·, ε_min)). p = 2, eps = 1e-6. (OpenXAI's current release divides norms, ‖a − a'‖/‖a‖,
+    instead; the paper's entrywise form is used here.) Zero-valued embedding entries make the
+    denominator large: compare RIS across explainers on one model, not across models."""
+
+    name = "relative_input_stability"
+    formula = "max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(x − x')/x‖₂, ε),  x = word embeddings, ε = 1e-6"
+
+    def reference(self, runs, s):
+        return runs.x, runs.xs[s]
+
+
+class RelativeOutputStability(_Relative):
+    """Relative output stability, ROS (Agarwal et al. 2022, Eq. 5; OpenXAI): as RIS, with the
+    relative change of the model's logits h in the denominator (entrywise, eps for zero logits)."""
+
+    name = "relative_output_stability"
+    formula = "max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(h(x) − h(x'))/h(x)‖₂, ε),  h = logits, ε = 1e-6"
+
+    def reference(self, runs, s):
+        return runs.h, runs.hs[s]
+
+
+# --- discrete, label-preserving edits in token-id space -----------------------------------------
+
+@dataclass
+class Edit:
+    """A perturbed copy of an example and how its features map back."""
+
+    example: TextExample
+    #: old feature index of each new feature (the aligned features, in the new reading order)
+    old: np.ndarray
+    op: str
+
+
+def units(ex: TextExample) -> list[tuple[int, np.ndarray]] | None:
+    """The example as a list of (feature id or -1, token positions): one unit per special token and
+    one per feature; None if a feature's tokens are not contiguous (then no edit is defined)."""
+    out: list[tuple[int, np.ndarray]] = []
+    start = 0
+    fid = ex.feature_ids
+    for j in range(1, len(fid) + 1):
+        if j == len(fid) or fid[j] < 0 or fid[j] != fid[start]:
+            out.append((int(fid[start]), np.arange(start, j)))
+            start = j
+    feats = [f for f, _ in out if f >= 0]
+    return out if len(feats) == len(set(feats)) == ex.n_features else None
+
+
+def rebuild(ex: TextExample, parts: list[tuple[int, np.ndarray]], new_id: str, op: str) -> Edit:
+    """A new example from reordered/removed units of ``ex``: ids, token types, feature ids
+    (renumbered in reading order), feature names and rationale moved consistently."""
+    pos = np.concatenate([p for _, p in parts])
+    old = np.array([f for f, _ in parts if f >= 0], dtype=np.int64)
+    new_of_old = np.full(ex.n_features, -1, dtype=np.int64)
+    new_of_old[old] = np.arange(len(old))
+    fid = ex.feature_ids[pos]
+    fid = np.where(fid >= 0, new_of_old[np.maximum(fid, 0)], -1)
+    new = TextExample(new_id, ex.input_ids[pos].copy(), fid, ex.label, [ex.features[f] for f in old],
+                      None if ex.rationale is None else ex.rationale[old].copy(),
+                      None if ex.token_type_ids is None else ex.token_type_ids[pos].copy(), ex.truncated)
+    return Edit(new, old, op)
+
+
+def protected(ctx: Context, i: int, fraction: float) -> np.ndarray:
+    """Features an edit must not touch: the gold rationale where the example has a non-empty one,
+    else the top ``k_of(fraction, F)`` features by attribution (ties as in Context.order)."""
+    ex = ctx.task.examples[i]
+    if ex.rationale is not None and ex.rationale.any():
+        return ex.rationale.astype(bool)
+    return ctx.top_masks(i, np.array([k_of(fraction, ex.n_features)]))[0]
+
+
+def edits(ctx: Context, i: int, n: int, fraction: float) -> list[Edit]:
+    """Up to ``n`` distinct edits of example i touching only unprotected features, alternating
+    swap, drop, swap, ...: a *swap* exchanges the places of two unprotected features whose tokens
+    differ (within one segment); a *drop* deletes one unprotected feature's tokens (only where at
+    least 3 features exist, so two remain to correlate). Special tokens are never moved or removed
+    relative to each other, and ids are never decoded: nothing can be re-tokenised differently.
+    Swapping in other vocabulary words is avoided on purpose: a random word may carry signal.
+    Which swaps and drops are taken is drawn by ``np_rng(task, 'discrete_perturbation', example, seed)``."""
+    ex = ctx.task.examples[i]
+    us = units(ex)
+    if us is None:
+        return []
+    free = np.flatnonzero(~protected(ctx, i, fraction))
+    at = {f: k for k, (f, _) in enumerate(us) if f >= 0}  # feature -> unit index
+
+    def content(f: int) -> tuple:
+        p = us[at[f]][1]
+        return tuple(ex.input_ids[p]), None if ex.token_type_ids is None else tuple(ex.token_type_ids[p])
+
+    def segment(f: int) -> int:
+        return 0 if ex.token_type_ids is None else int(ex.token_type_ids[us[at[f]][1][0]])
+
+    swaps = [(int(a), int(b)) for a, b in combinations(free, 2)
+             if content(a) != content(b) and segment(a) == segment(b)]
+    drops = [int(f) for f in free] if ex.n_features >= 3 else []
+    rng = np_rng(ctx.task.name, "discrete_perturbation", ex.id, ctx.seed)
+    swaps = [swaps[k] for k in rng.permutation(len(swaps))]
+    drops = [drops[k] for k in rng.permutation(len(drops))]
+    out: list[Edit] = []
+    while len(out) < n and (swaps or drops):
+        if swaps and (len(out) % 2 == 0 or not drops):
+            a, b = swaps.pop(0)
+            parts = list(us)
+            parts[at[a]], parts[at[b]] = us[at[b]], us[at[a]]
+            out.append(rebuild(ex, parts, f"{ex.id}~swap:{a}:{b}", "swap"))
+        else:
+            f = drops.pop(0)
+            parts = [u for k, u in enumerate(us) if k != at[f]]
+            out.append(rebuild(ex, parts, f"{ex.id}~drop:{f}", "drop"))
+    return out
+
+
+@dataclass
+class EditRuns:
+    edits: list[Edit]
+    kept: np.ndarray                 # (len(edits),) prediction unchanged
+    attrs: list[np.ndarray | None]   # re-explanations of the kept edits
+
+
+class _Discrete(_Stability):
+    direction, ideal = "higher", 1.0
+    params = {"n_perturbations": 4, "protect": 0.2}
+
+    def _key(self) -> tuple:
+        return ("discrete", int(self.p["n_perturbations"]), float(self.p["protect"]))
+
+    def plan_one(self, ctx: Context, i: int):
+        """Submit each edit (as a full-keep input) so the engine evaluates its prediction with the rest."""
+        es = edits(ctx, i, int(self.p["n_perturbations"]), float(self.p["protect"]))
+        return es, np.array([ctx.engine.submit(e.example, np.ones(e.example.n_features, bool))[0] for e in es],
+                            dtype=np.int64)
+
+    def _runs(self, ctx: Context, idx: list[int], states) -> dict[int, EditRuns]:
+        """Kept edits of every example in ``idx``, re-explained in one call (memoised per context)."""
+        store = _cache(ctx).setdefault(self._key(), {})
+        todo = [i for i in idx if i not in store]
+        batch: list[tuple[int, int]] = []
+        for i in todo:
+            es, handles = states[i]
+            if len(es):
+                pred = ctx.engine.probs(ctx.full[i:i + 1]).argmax(1)[0]
+                kept = ctx.engine.probs(handles).argmax(1) == pred
+            else:
+                kept = np.zeros(0, bool)
+            store[i] = EditRuns(es, kept, [None] * len(es))
+            batch += [(i, k) for k in np.flatnonzero(kept)]
+        if batch:
+            expl = ctx.reexplain([store[i].edits[k].example for i, k in batch],
+                                 np.array([ctx.targets[i] for i, _ in batch]), ctx.seed, None, "discrete_stability")
+            for (i, k), a in zip(batch, expl.attributions):
+                store[i].attrs[k] = a
+        return store
+
+    def compare(self, ctx: Context, i: int, a: np.ndarray, e: Edit, a_new: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        store = self._runs(ctx, idx, states)
+        out, n_kept, n_all = [], 0, 0
+        for i in idx:
+            runs = store[i]
+            n_all, n_kept = n_all + len(runs.edits), n_kept + int(runs.kept.sum())
+            if not len(runs.edits):
+                self._reasons[i] = NO_EDIT
+                out.append(np.nan)
+                continue
+            if not runs.kept.any():
+                self._reasons[i] = NONE_KEPT
+                out.append(np.nan)
+                continue
+            a = np.asarray(ctx.expl.attributions[i], dtype=np.float64)
+            out.append(np.mean([self.compare(ctx, i, a, runs.edits[k], np.asarray(runs.attrs[k], dtype=np.float64))
+                                for k in np.flatnonzero(runs.kept)]))
+        self.notes = {"perturbations": n_all, "kept": n_kept, "share_kept": n_kept / n_all if n_all else None}
+        return np.array(out, dtype=np.float64)
+
+
+class DiscreteStabilitySpearman(_Discrete):
+    """Stability under label-preserving token edits: the mean over kept edits x' of Spearman's rho
+    (``scipy.stats.spearmanr``) between a(x) and a(x') on the aligned features (every feature the edit
+    kept, matched by identity, not position). Edits swap two features or drop one, never touching the
+    gold rationale (or, without gold, the top 20% by attribution); only edits that keep the
+    prediction count. In the spirit of the text robustness checks of Ivankay et al. (2022) and the
+    'consistency' family of Quantus, restricted to label- and rationale-preserving edits."""
+
+    name = "discrete_stability_spearman"
+    range = (-1.0, 1.0)
+    formula = ("mean_{x'} ρ_S(a(x)|_A, a(x')|_A),  x' = x with two unprotected features swapped or one "
+               "dropped, prediction kept, A = features of x' (aligned by identity)")
+
+    def compare(self, ctx, i, a, e, a_new):
+        return spearman(a[e.old], a_new)
+
+
+class DiscreteStabilityTopK(_Discrete):
+    """Stability under label-preserving token edits, top-k: the mean over kept edits of
+    |top_k(a(x)|_A) ∩ top_k(a(x')|_A)| / k, with k = |protected| (the gold rationale's size; without
+    gold, the protected top 20%), or ⌈k·|A|⌉ where the ``k`` fraction is given. Ties are broken by
+    one seeded permutation over the original features (Context.order's), the same in both rankings,
+    so exactly permuted attributions score 1."""
+
+    name = "discrete_stability_topk"
+    range = (0.0, 1.0)
+    params = {"n_perturbations": 4, "protect": 0.2, "k": None}
+    formula = "mean_{x'} |top_k(a(x)|_A) ∩ top_k(a(x')|_A)| / k,  k = |G| (edits and A as for discrete_stability_spearman)"
+
+    def compare(self, ctx, i, a, e, a_new):
+        ex = ctx.task.examples[i]
+        if self.p["k"] is None:
+            k = int(protected(ctx, i, float(self.p["protect"])).sum())
+        else:
+            k = k_of(float(self.p["k"]), len(e.old))
+        k = min(max(k, 1), len(e.old))
+        tie = np_rng(ctx.task.name, ctx.expl.explainer, "order", ex.id, ctx.seed).permutation(ex.n_features)[e.old]
+        top = np.lexsort((tie, -np.nan_to_num(a[e.old], nan=-np.inf)))[:k]
+        top_new = np.lexsort((tie, -np.nan_to_num(a_new, nan=-np.inf)))[:k]
+        return len(np.intersect1d(top, top_new)) / k
