@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         ld = load_info.get(name, {}).get("wall_seconds") or 0.0
         ew = sum(v["explain_wall_seconds"] for v in explainers.values())
         result["tasks"][name]["other_task_seconds"] = round(
-            (t.get("seconds") or 0.0) - ld - ew - ((t.get("engine") or {}).get("seconds") or 0.0), 3)
+            (t.get("seconds") or 0.0) - ld - ew - (((t.get("engine") or {}).get("shared_pass") or {}).get("seconds")
+                                                   or 0.0), 3)
     result["outside_tasks_seconds"] = round(wall - sum(t.get("seconds") or 0.0 for t in manifest["tasks"].values()), 3)
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
 
@@ -235,15 +236,16 @@ def main(argv: list[str] | None = None) -> int:
                ["machine before start", load_before],
                ["other processes' CPU during the run", other_note(other_share)]]
     for name, t in result["tasks"].items():
-        e = t["engine"] or {}
+        e = {**((t["engine"] or {}).get("shared_pass") or {}), **{k: v for k, v in (t["engine"] or {}).items()
+                                                                   if k != "shared_pass"}}
         summary += [[f"[{name}] task total", f"{t['task_seconds']} s"],
                     [f"[{name}] load_task (data+model+encode)", f"{t['load_task_seconds']} s"],
                     [f"[{name}] model train_seconds (manifest)",
                      f"{t['model_train_seconds']} s ({'trained in this run' if t['model_trained_this_run'] else 'from cache: an earlier run'})"],
                     [f"[{name}] engine requested / unique", f"{e.get('requested')} / {e.get('unique')}"
                      + (f" ({e['requested'] / max(1, e['unique']):.2f}x dedup)" if e else "")],
-                    [f"[{name}] engine forward passes", e.get("forward_passes")],
-                    [f"[{name}] engine.run seconds", f"{e.get('seconds')} s"],
+                    [f"[{name}] engine forward passes (shared pass)", e.get("forward_passes")],
+                    [f"[{name}] engine.run seconds (shared pass)", f"{e.get('seconds')} s"],
                     [f"[{name}] rest (targets, hash, plan, score, writes)", f"{t['other_task_seconds']:.2f} s"],
                     [f"[{name}] model weights sha256 / data fingerprint",
                      f"{t['model_weights_sha256']} / {t['data_fingerprint']}"]]

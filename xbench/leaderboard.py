@@ -65,30 +65,22 @@ def _fmt(v: float, family: str) -> str:
     return f"{round(v, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
 
 
+FAMILY_ORDER = ("faithfulness", "plausibility", "stability", "sanity", "complexity", "cost")
+
+
+def _cell(r: pd.Series) -> str:
+    cell = f"{_fmt(r['mean'], r['family'])} [{_fmt(r['ci_low'], r['family'])}, {_fmt(r['ci_high'], r['family'])}]" \
+           f" #{r['rank']}"
+    return cell + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
+
+
 def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
-    """One GitHub table per task: explainers x metrics, 'mean [ci_low, ci_high] #rank'."""
+    """Per task, one GitHub table per metric family: explainers x metrics, 'mean [ci_low, ci_high] #rank'."""
     parts = []
     for task, g in lb.groupby("task", sort=False):
-        metrics = list(dict.fromkeys(g["metric"]))
         quality = g[g["family"] != "cost"]
         order = quality.groupby("explainer", sort=False)["rank"].mean().sort_values(kind="stable").index.tolist()
         order += [e for e in dict.fromkeys(g["explainer"]) if e not in order]
-        table = []
-        for expl in order:
-            row = [expl]
-            for m in metrics:
-                r = g[(g["explainer"] == expl) & (g["metric"] == m)]
-                if r.empty:
-                    row.append("")
-                    continue
-                r = r.iloc[0]
-                cell = f"{_fmt(r['mean'], r['family'])} [{_fmt(r['ci_low'], r['family'])}, " \
-                       f"{_fmt(r['ci_high'], r['family'])}] #{r['rank']}"
-                if r["n_failed"]:
-                    cell += f" ({r['n_failed']} failed)"
-                row.append(cell)
-            table.append(row)
-        headers = ["explainer"] + [f"{m} {ARROW[g[g['metric'] == m]['direction'].iloc[0]]}" for m in metrics]
         head = f"## {task}\n\n"
         info = (manifest or {}).get("tasks", {}).get(task)
         if info:
@@ -96,9 +88,20 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str
             head += (f"n = {info['n_examples']} examples; replacement `{info['replacement']}`; "
                      f"target `{info['target']}`; granularity `{info['granularity']}`"
                      + (f"; model held-out accuracy {acc:.3f}" if acc is not None else "") + ".\n\n")
-        parts.append(head + tabulate(table, headers=headers, tablefmt="github"))
+        tables = []
+        families = [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER))
+        for fam in families:
+            fg = g[g["family"] == fam]
+            metrics = list(dict.fromkeys(fg["metric"]))
+            cells = {(r["explainer"], r["metric"]): _cell(r) for _, r in fg.iterrows()}
+            table = [[e] + [cells.get((e, m), "n/a") for m in metrics] for e in order
+                     if any((e, m) in cells for m in metrics)]
+            headers = ["explainer"] + [f"{m} {ARROW[fg[fg['metric'] == m]['direction'].iloc[0]]}" for m in metrics]
+            tables.append(f"### {fam}\n\n" + tabulate(table, headers=headers, tablefmt="github"))
+        parts.append(head + "\n\n".join(tables))
     legend = ("Cells: mean [95% bootstrap CI] #rank within the metric (1 = best; ↑ higher is better, "
-              "↓ lower is better). Rows are ordered by mean rank over the non-cost metrics.")
+              "↓ lower is better). Rows are ordered by mean rank over the non-cost metrics; n/a: the metric "
+              "does not apply to that explainer (e.g. seed stability of a deterministic one).")
     return "# xbench leaderboard\n\n" + legend + "\n\n" + "\n\n".join(parts) + "\n"
 
 

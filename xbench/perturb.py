@@ -69,6 +69,7 @@ class PerturbationEngine:
         self._rows: list[Row] = []
         self._logits = np.zeros((0, model.num_labels), dtype=np.float32)
         self._probs = self._logits
+        self._n_done = 0  # rows evaluated so far
         self.n_requested = 0
         #: per-run memo for values derived from model outputs that do not depend on the explainer
         #: (e.g. an example's normalised-AOPC bounds), shared by every metric and explainer
@@ -99,13 +100,17 @@ class PerturbationEngine:
         """Evaluate every input submitted since the last run, shortest first."""
         import torch
 
-        start = len(self._logits)
+        start = self._n_done
         pending = range(start, len(self._rows))
         if not pending:
             return
         order = sorted(pending, key=lambda h: len(self._rows[h][0]))
-        logits = np.zeros((len(self._rows), self.model.num_labels), dtype=np.float32)
-        logits[:start] = self._logits
+        if len(self._rows) > len(self._logits):  # grow by doubling: appends stay amortised O(1)
+            cap = max(len(self._rows), 2 * len(self._logits), 1024)
+            for name in ("_logits", "_probs"):
+                grown = np.zeros((cap, self.model.num_labels), dtype=np.float32)
+                grown[:start] = getattr(self, name)[:start]
+                setattr(self, name, grown)
         batches = range(0, len(order), self.batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -113,14 +118,13 @@ class PerturbationEngine:
             batches = tqdm(batches, desc="forward passes", unit="batch", leave=False)
         for b in batches:
             idx = order[b:b + self.batch_size]
-            logits[idx] = self.model.outputs([self._rows[h] for h in idx], "logit")
-        probs = np.zeros_like(logits)
-        probs[:start] = self._probs
-        probs[start:] = torch.softmax(torch.from_numpy(logits[start:]), -1).numpy()
-        self._logits, self._probs = logits, probs
+            self._logits[idx] = self.model.outputs([self._rows[h] for h in idx], "logit")
+        end = len(self._rows)
+        self._probs[start:end] = torch.softmax(torch.from_numpy(self._logits[start:end]), -1).numpy()
+        self._n_done = end
 
     def _check(self, handles: np.ndarray) -> None:
-        if len(handles) and np.max(handles) >= len(self._logits):
+        if len(handles) and np.max(handles) >= self._n_done:
             raise RuntimeError("engine.run() must be called before reading results")
 
     def probs(self, handles: np.ndarray) -> np.ndarray:

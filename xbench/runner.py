@@ -266,9 +266,9 @@ class Runner:
         f_explain = task.model.n_forward
         t1 = time.perf_counter()
         engine.run(progress=self.progress)
-        tinfo["engine"] = {"requested": engine.n_requested, "unique": engine.n_unique,
-                           "forward_passes": task.model.n_forward - f_explain + targets_passes,
-                           "seconds": round(time.perf_counter() - t1, 3)}
+        tinfo["engine"] = {"shared_pass": {"requested": engine.n_requested, "unique": engine.n_unique,
+                                           "forward_passes": task.model.n_forward - f_explain + targets_passes,
+                                           "seconds": round(time.perf_counter() - t1, 3)}}
         # phase 3: score and write each unit atomically
         self.agreement.append(agreement(spec.name, {e.name: x.attributions for e, x, *_ in planned}))
         frames = []
@@ -292,6 +292,8 @@ class Runner:
             atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
             expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")
             frames.append(df)
+        # metrics that search (normalised AOPC bounds) or sample (infidelity) add inputs while scoring
+        tinfo["engine"].update(requested=engine.n_requested, unique=engine.n_unique)
         tinfo["seconds"] = round(time.perf_counter() - t0, 2)
         return pd.concat(frames, ignore_index=True)
 

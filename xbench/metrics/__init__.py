@@ -204,3 +204,4 @@ class Metric(Registered):
 
 
 from . import faithfulness, plausibility, model_stability, cost  # noqa: E402,F401  (register built-ins)
+from . import complexity, sanity, stability  # noqa: E402,F401

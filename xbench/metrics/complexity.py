@@ -14,7 +14,7 @@ import numpy as np
 
 from . import Context, Metric
 
-ALL_ZERO = "all attributions are zero: the entropy is undefined"
+ALL_ZERO = "all attributions are zero: nothing to measure"
 
 
 def normalised_abs(a: np.ndarray) -> np.ndarray:
@@ -27,8 +27,8 @@ def normalised_abs(a: np.ndarray) -> np.ndarray:
 def gini(a: np.ndarray) -> float:
     """Quantus ``Sparseness.evaluate_batch`` for one explanation: the Gini index of â = |a|/max|a| + 1e-7.
 
-    With â sorted ascending, G = Σ_i (2i − F − 1) â_(i) / (F Σ_i â_i), i = 1..F. The 1e-7 makes an
-    all-zero explanation uniform (G = 0), and makes a one-hot one (F − 1) / (F (1 + F·1e-7)).
+    With â sorted ascending, G = Σ_i (2i − F − 1) â_(i) / (F Σ_i â_i), i = 1..F. With the 1e-7, a
+    one-hot explanation gives (F − 1) / (F (1 + F·1e-7)).
     """
     x = np.sort(normalised_abs(a) + 1e-7)
     F = len(x)
@@ -47,43 +47,50 @@ def entropy(a: np.ndarray) -> float:
     return max(0.0, float(-(p * np.log(p + 1e-12)).sum()))
 
 
-class Sparseness(Metric):
-    """Sparseness (Chalasani et al. 2020, "Concise explanations of neural networks using adversarial
-    training"; Quantus ``Sparseness``): the Gini index of the absolute attributions,
-    G = Σ_i (2i − F − 1) â_(i) / (F Σ_i â_i) over â = |a|/max|a| + 1e-7 sorted ascending.
-    0 for uniform attributions (and, through the 1e-7, for all-zero ones); (F − 1)/F for a single
-    non-zero feature, up to the epsilon. Higher is sparser: fewer features carry the explanation."""
+class _Complexity(Metric):
+    family = "complexity"
+    needs = frozenset()
+
+    def why_not(self, ctx: Context, i: int) -> str | None:
+        """All-zero attributions fail, as in Quantus (its ``assert_attributions`` refuses them):
+        they have no distribution, and the epsilons alone would score them (Gini 0, entropy NaN)."""
+        why = super().why_not(ctx, i)
+        if why is None and not np.any(ctx.expl.attributions[i]):
+            return ALL_ZERO
+        return why
+
+
+class Sparseness(_Complexity):
+    """Sparseness (Chalasani et al. 2020): the Gini index of the absolute attributions, as in Quantus.
+
+    Chalasani et al., "Concise explanations of neural networks using adversarial training", ICML
+    2020; Quantus ``Sparseness``. G = Σ_i (2i − F − 1) â_(i) / (F Σ_i â_i) over
+    â = |a|/max|a| + 1e-7 sorted ascending. 0 for uniform attributions; (F − 1)/F for a single
+    non-zero feature, up to the epsilon. Higher is sparser: fewer features carry the explanation.
+    All-zero attributions fail with an error saying so (Quantus refuses them)."""
 
     name = "sparseness"
-    family = "complexity"
     direction, ideal = "higher", 1.0
     range = (0.0, 1.0)
-    needs = frozenset()
     formula = "Σ_i (2i − F − 1)·â_(i) / (F·Σ_i â_i),  â = |a|/max|a| + 1e−7, sorted ascending (Gini index)"
 
     def score_one(self, ctx: Context, i: int, state) -> float:
         return gini(ctx.expl.attributions[i])
 
 
-class Complexity(Metric):
-    """Complexity (Bhatt et al. 2020, "Evaluating and aggregating feature-based model explanations";
-    Quantus ``Complexity``): the Shannon entropy (nats) of the fractional contributions
-    p_i = |a_i| / Σ_j |a_j|, H = −Σ_i p_i ln(p_i + 1e-12). 0 when one feature carries everything,
-    ln F for uniform attributions. Lower is simpler. All-zero attributions have no distribution:
-    such an example fails with an error saying so (Quantus returns NaN)."""
+class Complexity(_Complexity):
+    """Complexity (Bhatt et al. 2020): entropy of the normalised absolute attributions, as in Quantus.
+
+    Bhatt et al., "Evaluating and aggregating feature-based model explanations", IJCAI 2020;
+    Quantus ``Complexity``. The Shannon entropy (nats) of the fractional contributions
+    p_i = |a_i| / Σ_j |a_j|: H = −Σ_i p_i ln(p_i + 1e-12). 0 when one feature carries everything,
+    ln F for uniform attributions. Lower is simpler. All-zero attributions fail with an error saying
+    so (Quantus refuses them)."""
 
     name = "complexity"
-    family = "complexity"
     direction, ideal = "lower", 0.0
     range = (0.0, float("inf"))
-    needs = frozenset()
     formula = "−Σ_i p_i·ln(p_i + 1e−12),  p_i = |a_i| / Σ_j |a_j|  (at most ln F)"
-
-    def why_not(self, ctx: Context, i: int) -> str | None:
-        why = super().why_not(ctx, i)
-        if why is None and not np.any(ctx.expl.attributions[i]):
-            return ALL_ZERO
-        return why
 
     def score_one(self, ctx: Context, i: int, state) -> float:
         return entropy(ctx.expl.attributions[i])

@@ -4,8 +4,10 @@ Each metric explains every example again under a change that should matter: anot
 class (``random_logit``), or a model whose weights were re-drawn at random
 (``randomization_cascade``, ``randomization_full``), and reports the similarity of the two
 explanations as Spearman's rank correlation ρ (``scipy.stats.spearmanr``, average ranks for
-ties) over the example's features. An explanation that ignores the class or the model keeps
-ρ = 1 and fails the check: lower is better.
+ties) over the example's features: of the signed attributions for ``random_logit`` (Quantus
+``RandomLogit``'s default), of their absolute values for the randomisation metrics (Quantus
+``MPRT``'s default; ``abs: false`` for signed). An explanation that ignores the class or the
+model keeps ρ = 1 and fails the check: lower is better.
 
 Conventions (documented in each metric and tested):
 
@@ -16,7 +18,9 @@ Conventions (documented in each metric and tested):
 - **Constant explanations.** ρ is undefined (scipy returns NaN) when a vector is constant. A
   constant explanation ranks nothing, so ρ is taken as 0 when exactly one of the two is
   constant (no association) and 1 when both are (identical, all-tied, ranks: nothing changed).
-  How many such examples there were goes into the metric's notes (``n_constant``).
+  How many comparisons took this convention goes into the metric's notes (``n_constant``).
+- **Not finite.** A re-explanation with NaN or infinite attributions fails that example with
+  an error that says so.
 - **One feature.** An example with fewer than 2 features has no ranking to compare; it fails
   with an error that says so.
 """
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from ..errors import XBenchError
 from ..models.adapter import TextClassifier
 from ..seeding import np_rng, torch_gen
 from . import Context, Metric
@@ -78,18 +83,21 @@ class _Sanity(Metric):
             values[i], errors[i] = np.nan, why
         return values, errors
 
-    def similarities(self, ctx: Context, idx: list[int], other: list[np.ndarray]) -> np.ndarray:
-        """ρ between the original attributions of examples ``idx`` and ``other`` (in the same order).
-        Counts the comparisons that took the constant-vector convention in ``notes['n_constant']``;
-        a non-finite re-explanation gives NaN and its own error."""
+    def similarities(self, ctx: Context, idx: list[int], other: list[np.ndarray],
+                     absolute: bool = False) -> np.ndarray:
+        """ρ between the original attributions of examples ``idx`` and ``other`` (in the same order),
+        of their absolute values if ``absolute``. Counts the comparisons that took the constant-vector
+        convention in ``notes['n_constant']``; a non-finite re-explanation gives NaN and its own error."""
         out = np.full(len(idx), np.nan)
         n_const = 0
         for r, (i, b) in enumerate(zip(idx, other)):
-            b = np.asarray(b, dtype=np.float64)
+            a, b = ctx.expl.attributions[i], np.asarray(b, dtype=np.float64)
             if not np.all(np.isfinite(b)):
                 self._errors[i] = BAD_REEXPLANATION
                 continue
-            out[r], const = rank_similarity(ctx.expl.attributions[i], b)
+            if absolute:
+                a, b = np.abs(a), np.abs(b)
+            out[r], const = rank_similarity(a, b)
             n_const += const
         if n_const:
             self.notes["n_constant"] = self.notes.get("n_constant", 0) + n_const
@@ -112,8 +120,10 @@ def other_class(target: int, n_classes: int, rng: np.random.Generator) -> int:
 
 
 class RandomLogit(_Sanity):
-    """Random logit (Sixt et al. 2020, "When explanations lie: why many modified BP attributions
-    fail"; Quantus ``RandomLogit``, here with Spearman's ρ as the similarity): ρ between the
+    """Random logit (Sixt et al. 2020): Spearman ρ of the explanations of the target and another class.
+
+    Sixt et al., "When explanations lie: why many modified BP attributions fail", ICML 2020;
+    Quantus ``RandomLogit`` with Spearman's ρ of the signed attributions as the similarity. ρ between the
     explanation of the target class y and that of another class y' — the other class of a binary
     task, else one drawn uniformly per example from a generator seeded by (task, metric, example,
     seed), the same for every explainer. Lower is better; for two classes, evidence for y is
@@ -229,48 +239,69 @@ def randomize_(model: torch.nn.Module, names: list[str], *seed_parts: object) ->
 
 class _Randomization(_Sanity):
     ideal = 0.0  # unrelated to the trained model's explanation
+    #: rank |a| (Adebayo et al.'s "absolute value" variant; Quantus MPRT's default ``abs=True``):
+    #: a randomised head often flips the sign of the whole explanation (signed ρ near −1, which
+    #: would rank best) while the ranking of what matters, still set by the trained layers below,
+    #: is unchanged. ``abs: false`` ranks the signed attributions.
+    params = {"abs": True}
 
     def applies_to(self, task: "Task", explainer: "Explainer") -> bool:
         model = task.model.model
         return isinstance(model, torch.nn.Module) and any(True for _ in model.parameters())
 
     def seed_parts(self, ctx: Context) -> tuple:
-        """The randomised weights depend on (task, run seed, parameter name) only: every explainer,
-        and both randomisation metrics, see the same random model (paired comparisons; the last
-        cascade stage is the fully randomised model)."""
+        """The random weights depend on (task, run seed, parameter name) only, not on the explainer
+        or the metric: every explainer is tested against the same random model (a paired comparison),
+        and the cascade's last stage is exactly the fully randomised model."""
         return (ctx.task.name, "model_randomization", ctx.seed)
 
     def randomised_task(self, ctx: Context) -> tuple["Task", torch.nn.Module]:
-        """A copy of the task whose model is a deep copy of the original (to be randomised in place)."""
+        """The task with a deep copy of its model (to be randomised in place), in a new adapter
+        with the same tokenizer; its passes are counted apart from the original model's."""
         model = copy.deepcopy(ctx.task.model.model)
         old = ctx.task.model
         return replace(ctx.task, model=TextClassifier(model, old.tokenizer, old.batch_size)), model
 
+    def rho(self, ctx: Context, idx: list[int], task: "Task") -> np.ndarray:
+        return self.similarities(ctx, idx, self.reexplain(ctx, idx, task=task), absolute=bool(self.p["abs"]))
+
 
 class RandomizationCascade(_Randomization):
-    """Cascading model-parameter randomisation (Adebayo et al. 2018, "Sanity checks for saliency
-    maps"): the layers of a copy of the model are re-drawn cumulatively from the output down — the
-    classifier head (with BERT's pooler), each encoder block from the top, then the embeddings
+    """Cascading model randomisation (Adebayo et al. 2018): mean ρ of |a| as layers are re-drawn top-down.
+
+    Adebayo et al., "Sanity checks for saliency maps", NeurIPS 2018; as Quantus ``MPRT`` with
+    ``layer_order='top_down'`` and Spearman of |a|, with layers rather than single modules. The
+    layers of a copy of the model are re-drawn cumulatively from the output down — the classifier
+    head (with BERT's pooler), each encoder block from the top, then the embeddings
     (:func:`layer_groups`) — each parameter tensor from N(mean, std) of its trained values
     (:func:`randomize_`), and every example is explained again after each stage. The value is the
-    mean over stages of ρ_S(original attributions, randomised-model attributions); the per-stage means
-    go to the notes. With more than ``max_stages`` layer groups, the explanations are taken after
-    ``max_stages`` of the cumulative steps, evenly spaced and always including the first and the last
-    (everything randomised); randomisation itself stays cumulative over every group.
-    Cost: one re-explanation of every example per stage (4 for a 2-layer BERT). Lower is better;
-    ideal 0. Constant explanations: ρ = 0 if one is constant, 1 if both are (e.g. an explainer that
-    ignores the model); one-feature examples fail (see :mod:`xbench.metrics.sanity`)."""
+    mean over stages k ∈ K of ρ_S(|a_f(x)|, |a_{f_k}(x)|) (signed attributions with ``abs: false``);
+    the stage names and per-stage means go to the notes. With more layer groups than ``max_stages``,
+    explanations are taken after ``max_stages`` of the cumulative steps, evenly spaced, always the
+    first (head only) and the last (everything randomised, the model of ``randomization_full``);
+    randomisation itself stays cumulative over every group. Cost: one re-explanation of every
+    example per stage — 4 for a 2-layer BERT (head, block 1, block 0, embeddings), at most
+    ``max_stages`` — plus a copy of the model. Lower is better; ideal 0. Constant explanations:
+    ρ = 0 if one of the two is constant, 1 if both are (an explainer that ignores the model keeps
+    ρ = 1); one-feature examples fail (see :mod:`xbench.metrics.sanity`)."""
 
     name = "randomization_cascade"
-    params = {"max_stages": 4}
-    formula = ("1/|K| Σ_{k∈K} ρ_S(a_f(x), a_{f_k}(x)),  f_k = f with its top k layer groups re-drawn "
-               "~ N(mean, std) per tensor, cumulatively")
+    params = {"max_stages": 4, "abs": True}
+    formula = ("1/|K| Σ_{k∈K} ρ_S(|a_f(x)|, |a_{f_k}(x)|),  f_k = f with its top k layer groups "
+               "(head, blocks top-down, embeddings) re-drawn ~ N(mean, std) per tensor")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        m = self.p["max_stages"]
+        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+            raise XBenchError(f"metric {self.name!r}: parameter 'max_stages' must be an integer >= 1, "
+                              f"got {m!r}")
 
     def checkpoints(self, n_groups: int) -> list[int]:
-        m = int(self.p["max_stages"])
-        if m < 1:
-            raise ValueError("max_stages must be at least 1")
-        return sorted({int(round(k)) for k in np.linspace(0, n_groups - 1, min(m, n_groups))})
+        """Indices of the layer groups after which the model is explained again: ``max_stages`` of
+        0..n_groups−1, evenly spaced, with the first and the last."""
+        m = min(int(self.p["max_stages"]), n_groups)
+        return sorted({int(round(k)) for k in np.linspace(0, n_groups - 1, m)})
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         rtask, model = self.randomised_task(ctx)
@@ -280,26 +311,30 @@ class RandomizationCascade(_Randomization):
         for k, (gname, params) in enumerate(groups):
             randomize_(model, params, *self.seed_parts(ctx))
             if k in keep:
-                per_stage.append(self.similarities(ctx, idx, self.reexplain(ctx, idx, task=rtask)))
+                per_stage.append(self.rho(ctx, idx, rtask))
                 names.append(gname)
         rho = np.stack(per_stage)  # (stages, examples)
+        ok = np.isfinite(rho).all(axis=0)
         self.notes.update(stages=names, cumulative=True,
-                          mean_spearman_per_stage=[float(r) for r in rho.mean(axis=1)])
+                          mean_spearman_per_stage=[float(r[ok].mean()) if ok.any() else None for r in rho])
         return rho.mean(axis=0)
 
 
 class RandomizationFull(_Randomization):
-    """Full model-parameter randomisation (Adebayo et al. 2018, "Sanity checks for saliency maps"):
-    every parameter tensor of a copy of the model re-drawn at once from N(mean, std) of its trained
-    values (:func:`randomize_`; the same random model as the cascade's last stage), every example
-    explained again, ρ_S(original attributions, randomised-model attributions). Cost: one
-    re-explanation of every example. Lower is better; ideal 0. Constant explanations: ρ = 0 if one is
-    constant, 1 if both are; one-feature examples fail (see :mod:`xbench.metrics.sanity`)."""
+    """Full model randomisation (Adebayo et al. 2018): ρ of |a| against a model with every weight re-drawn.
+
+    Adebayo et al., "Sanity checks for saliency maps", NeurIPS 2018, their fully randomised model;
+    Spearman of |a| as in Quantus ``MPRT``. Every parameter tensor of a copy of the model re-drawn
+    at once from N(mean, std) of its trained values (:func:`randomize_`; the same random model as
+    the cascade's last stage), every example explained again, ρ_S(|a_f(x)|, |a_f̃(x)|) (signed with
+    ``abs: false``). Cost: one re-explanation of every example, plus a copy of the model. Lower is
+    better; ideal 0. Constant explanations: ρ = 0 if one of the two is constant, 1 if both are;
+    one-feature examples fail (see :mod:`xbench.metrics.sanity`)."""
 
     name = "randomization_full"
-    formula = "ρ_S(a_f(x), a_f̃(x)),  f̃ = f with every parameter tensor re-drawn ~ N(mean, std)"
+    formula = "ρ_S(|a_f(x)|, |a_f̃(x)|),  f̃ = f with every parameter tensor re-drawn ~ N(mean, std)"
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         rtask, model = self.randomised_task(ctx)
         randomize_(model, [n for n, _ in model.named_parameters()], *self.seed_parts(ctx))
-        return self.similarities(ctx, idx, self.reexplain(ctx, idx, task=rtask))
+        return self.rho(ctx, idx, rtask)

@@ -61,6 +61,22 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
         return float(spearmanr(a, b).statistic)
 
 
+def mean_pairwise_spearman(runs: np.ndarray) -> float:
+    """Mean of :func:`spearman` over all pairs of rows of ``runs`` (R, F), from one
+    ``scipy.stats.spearmanr`` call on the R runs as variables."""
+    runs = np.asarray(runs, dtype=np.float64)
+    R = len(runs)
+    iu = np.triu_indices(R, 1)
+    ranks = rankdata(runs, axis=1)
+    same = np.all(ranks[:, None, :] == ranks[None, :, :], axis=2)[iu]
+    if same.all():
+        return 1.0
+    if R == 2 or np.any(np.all(ranks == ranks[:, :1], axis=1)):  # scipy then gives one number for all
+        return float(np.mean([spearman(runs[r], runs[s]) for r, s in zip(*iu)]))
+    rho = np.asarray(spearmanr(runs, axis=1).statistic)
+    return float(np.mean(np.where(same, 1.0, rho[iu])))
+
+
 def _cache(ctx: Context) -> dict:
     """Per-context store shared by the stability metrics scoring the same (task, explainer)."""
     return ctx.__dict__.setdefault(_CACHE, {})
@@ -84,9 +100,9 @@ class ExplainerSeedStability(_Stability):
     """Seed stability of a stochastic explainer: the mean pairwise Spearman correlation
     (``scipy.stats.spearmanr``) among R = n_seeds + 1 runs, the scored one and n_seeds re-runs
     seeded apart (reexplain parts: metric name, run r). Deterministic explainers are not applicable
-    (no rows). Identical rankings count as 1 (see :func:`spearman`). Cf. the run-to-run
-    consistency checks of Bansal et al. (2020) and Quantus's 'randomisation' family.
-    A random explainer scores ~0, a deterministic one would score 1."""
+    (no rows). Identical rankings count as 1 (see :func:`spearman`). The run-to-run stability that
+    Visani et al. (2022, 'Statistical stability indices for LIME') measure for LIME, with Spearman's
+    rho as the agreement. A random explainer scores ~0; a deterministic one would score 1."""
 
     name = "explainer_seed_stability"
     direction, ideal = "higher", 1.0
@@ -102,57 +118,67 @@ class ExplainerSeedStability(_Stability):
         runs = [[ctx.expl.attributions[i] for i in idx]]
         for r in range(1, int(self.p["n_seeds"]) + 1):
             runs.append(ctx.reexplain(exs, ctx.targets[idx], ctx.seed, None, self.name, r).attributions)
-        pairs = list(combinations(range(len(runs)), 2))
-        return np.array([np.mean([spearman(runs[r][j], runs[s][j]) for r, s in pairs])
-                         for j in range(len(idx))])
+        return np.array([mean_pairwise_spearman([run[j] for run in runs]) for j in range(len(idx))])
 
 
 # --- embedding noise ----------------------------------------------------------------------------
 
 @dataclass
 class NoiseRuns:
-    """One example under ``n_samples`` embedding perturbations (shared by the four noise metrics)."""
+    """One example under ``n_samples`` embedding perturbations (shared by the four noise metrics).
+    The perturbed embeddings are not kept (L·d floats a sample): :func:`noisy_embeddings` redraws them."""
 
     kept: np.ndarray                     # (S,) the prediction (argmax of the logits) is unchanged
-    x: np.ndarray                        # (L, d) word embeddings of the input
     h: np.ndarray                        # (C,) logits of the input
-    xs: list[np.ndarray]                 # per sample, (L, d) perturbed embeddings
     hs: list[np.ndarray]                 # per sample, (C,) logits of the perturbed input
     attrs: list[np.ndarray | None]       # per sample, attributions of the perturbed input (kept only)
+
+
+def _noise(ctx: Context, i: int, radius: float, s: int) -> tuple[np.ndarray, torch.Tensor]:
+    """(rows, noise) of sample s of example i: U[-r, r], r = radius · the example's embedding range,
+    from ``torch_gen(task, 'embedding_noise', example, s, seed)``."""
+    model, ex = ctx.task.model, ctx.task.examples[i]
+    rows = noisy_rows(model, ex)
+    r = float(radius) * embedding_range(model, ex)
+    dim = model.model.get_input_embeddings().weight.shape[1]
+    return rows, uniform_noise(len(rows), dim, r, torch_gen(ctx.task.name, "embedding_noise", ex.id, s, ctx.seed))
+
+
+def _embed(ctx: Context, i: int) -> np.ndarray:
+    with torch.no_grad():
+        return ctx.task.model.embed(torch.from_numpy(ctx.task.examples[i].input_ids)).double().numpy()
+
+
+def noisy_embeddings(ctx: Context, i: int, radius: float, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, x'): example i's (L, d) word embeddings, and the same under sample s's noise, read through
+    the model's embedding layer inside :func:`embedding_noise` (what the model saw)."""
+    x = _embed(ctx, i)
+    with embedding_noise(ctx.task.model, *_noise(ctx, i, radius, s)):
+        return x, _embed(ctx, i)
 
 
 def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns:
     """Perturb example i's embedding rows ``n_samples`` times, check the prediction with the model
     adapter's logits on the perturbed embeddings, and re-explain the kept samples (memoised per
-    context). Sample s's noise comes from ``torch_gen(task, 'embedding_noise', example, s, seed)``."""
+    context, so the four noise metrics share one set of re-explanations; the first of them to
+    score bears their cost)."""
     key = ("noise", i, float(radius), int(n_samples))
     store = _cache(ctx)
     if key in store:
         return store[key]
-    task, model, ex = ctx.task, ctx.task.model, ctx.task.examples[i]
-    ids = torch.from_numpy(ex.input_ids)
+    model, ex = ctx.task.model, ctx.task.examples[i]
     row = [(ex.input_ids, ex.ones, ex.token_type_ids)]
-
-    def look() -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            e = model.embed(ids).double().numpy()
-        return e, model.outputs(row, "logit")[0].astype(np.float64)
-
-    x, h = look()
-    rows = noisy_rows(model, ex)
-    r = float(radius) * embedding_range(model, ex)
-    kept, xs, hs, attrs = np.zeros(n_samples, bool), [], [], []
+    h = model.outputs(row, "logit")[0].astype(np.float64)
+    kept, hs, attrs = np.zeros(n_samples, bool), [], []
     for s in range(n_samples):
-        noise = uniform_noise(len(rows), x.shape[1], r, torch_gen(task.name, "embedding_noise", ex.id, s, ctx.seed))
-        with embedding_noise(model, rows, noise):
-            x_s, h_s = look()
+        with embedding_noise(model, *_noise(ctx, i, radius, s)):
+            h_s = model.outputs(row, "logit")[0].astype(np.float64)
             kept[s] = int(h_s.argmax()) == int(h.argmax())
             a_s = (ctx.reexplain([ex], ctx.targets[i:i + 1], ctx.seed, None, "embedding_noise", s).attributions[0]
                    if kept[s] else None)
-        xs.append(x_s)
         hs.append(h_s)
         attrs.append(a_s)
-    out = store[key] = NoiseRuns(kept, x, h, xs, hs, attrs)
+    out = store[key] = NoiseRuns(kept, h, hs, attrs)
     return out
 
 
@@ -176,7 +202,8 @@ class _EmbeddingNoise(_Stability):
             return NO_ROWS
         return why
 
-    def value(self, a: np.ndarray, runs: NoiseRuns, kept: np.ndarray) -> float:
+    def value(self, ctx: Context, i: int, a: np.ndarray, runs: NoiseRuns, kept: np.ndarray) -> float | None:
+        """The example's value from its kept samples; None where it is undefined (a(x) = 0)."""
         raise NotImplementedError
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
@@ -189,7 +216,7 @@ class _EmbeddingNoise(_Stability):
                 self._reasons[i] = NONE_KEPT
                 out.append(np.nan)
                 continue
-            v = self.value(np.asarray(ctx.expl.attributions[i], dtype=np.float64), runs, kept)
+            v = self.value(ctx, i, np.asarray(ctx.expl.attributions[i], dtype=np.float64), runs, kept)
             if v is None:
                 self._reasons[i] = ZERO_ATTR
                 v = np.nan
@@ -199,7 +226,7 @@ class _EmbeddingNoise(_Stability):
 
 
 class _Sensitivity(_EmbeddingNoise):
-    def value(self, a, runs, kept):
+    def value(self, ctx, i, a, runs, kept):
         norm = np.linalg.norm(a)
         if norm == 0:  # Quantus divides anyway (inf or NaN); say why instead
             return None
@@ -216,8 +243,8 @@ class MaxSensitivity(_Sensitivity):
 
     name = "max_sensitivity"
     reduce = staticmethod(np.max)
-    formula = ("max_{x'} ‖a(x) − a(x')‖₂ / ‖a(x)‖₂,  x' = x + U[−r, r] on the example's word-embedding rows, "
-               "r = 0.05·(max − min of x), 5 samples, prediction kept")
+    formula = ("max_{x'} ‖a(x) − a(x')‖₂ / ‖a(x)‖₂,  x' = x + U[−r, r] on the example's word-embedding "
+               "rows, r = 0.05·(max − min of x), 5 samples, prediction kept")
 
 
 class AvgSensitivity(_Sensitivity):
@@ -232,21 +259,23 @@ class AvgSensitivity(_Sensitivity):
 class _Relative(_EmbeddingNoise):
     params = {"radius": 0.05, "n_samples": 5, "eps": 1e-6}
 
-    def reference(self, runs: NoiseRuns, s: int) -> tuple[np.ndarray, np.ndarray]:
+    def reference(self, ctx: Context, i: int, runs: NoiseRuns, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """The quantity whose relative change is the denominator, before and after sample s."""
         raise NotImplementedError
 
-    def value(self, a, runs, kept):
+    def value(self, ctx, i, a, runs, kept):
         eps = float(self.p["eps"])
         ratios = []
         for s in kept:
-            ref, ref_s = self.reference(runs, s)
-            ratios.append(relative_change(a, runs.attrs[s], eps) / max(relative_change(ref, ref_s, eps), eps))
+            ref, ref_s = self.reference(ctx, i, runs, s)
+            change = relative_change(a, runs.attrs[s], eps)
+            ratios.append(change / max(relative_change(ref, ref_s, eps), eps))
         return float(np.max(ratios))
 
 
 class RelativeInputStability(_Relative):
     """Relative input stability, RIS (Agarwal et al. 2022, 'Rethinking Stability for Attribution-based
-    Explanations', Eq. 2; OpenXAI): the largest ratio of the relative change of the attributions to
+    Explanations'; OpenXAI): the largest ratio of the relative change of the attributions to
     the relative change of the input, here the (L, d) word-embedding matrix, over the kept
     perturbations of ``max_sensitivity``. Relative changes divide entrywise, by eps where an entry of
     a(x) (or x) is 0, as Quantus's objective does; the denominator is clamped at eps (the paper's
@@ -257,18 +286,19 @@ class RelativeInputStability(_Relative):
     name = "relative_input_stability"
     formula = "max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(x − x')/x‖₂, ε),  x = word embeddings, ε = 1e-6"
 
-    def reference(self, runs, s):
-        return runs.x, runs.xs[s]
+    def reference(self, ctx, i, runs, s):
+        return noisy_embeddings(ctx, i, self.p["radius"], s)
 
 
 class RelativeOutputStability(_Relative):
-    """Relative output stability, ROS (Agarwal et al. 2022, Eq. 5; OpenXAI): as RIS, with the
+    """Relative output stability, ROS (Agarwal et al. 2022; OpenXAI): as RIS, with the
     relative change of the model's logits h in the denominator (entrywise, eps for zero logits)."""
 
     name = "relative_output_stability"
-    formula = "max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(h(x) − h(x'))/h(x)‖₂, ε),  h = logits, ε = 1e-6"
+    formula = ("max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(h(x) − h(x'))/h(x)‖₂, ε),  h = logits, "
+               "ε = 1e-6")
 
-    def reference(self, runs, s):
+    def reference(self, ctx, i, runs, s):
         return runs.h, runs.hs[s]
 
 
@@ -434,8 +464,9 @@ class DiscreteStabilitySpearman(_Discrete):
     (``scipy.stats.spearmanr``) between a(x) and a(x') on the aligned features (every feature the edit
     kept, matched by identity, not position). Edits swap two features or drop one, never touching the
     gold rationale (or, without gold, the top 20% by attribution); only edits that keep the
-    prediction count. In the spirit of the text robustness checks of Ivankay et al. (2022) and the
-    'consistency' family of Quantus, restricted to label- and rationale-preserving edits."""
+    prediction count. The rank-correlation and top-k measures of Sinha et al. (2021, 'Perturbing
+    inputs for fragile interpretations in deep NLP') and Ivankay et al. (2022), under edits that
+    cannot add signal: no new words, no gold words touched."""
 
     name = "discrete_stability_spearman"
     range = (-1.0, 1.0)
@@ -456,7 +487,8 @@ class DiscreteStabilityTopK(_Discrete):
     name = "discrete_stability_topk"
     range = (0.0, 1.0)
     params = {"n_perturbations": 4, "protect": 0.2, "k": None}
-    formula = "mean_{x'} |top_k(a(x)|_A) ∩ top_k(a(x')|_A)| / k,  k = |G| (edits and A as for discrete_stability_spearman)"
+    formula = ("mean_{x'} |top_k(a(x)|_A) ∩ top_k(a(x')|_A)| / k,  k = |G| "
+               "(edits and A as for discrete_stability_spearman)")
 
     def compare(self, ctx, i, a, e, a_new):
         ex = ctx.task.examples[i]
