@@ -4,9 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from scipy.stats import spearmanr
-
 from . import Context, Metric
+from .stability import spearman
 
 
 class ModelSeedStability(Metric):
@@ -16,7 +15,7 @@ class ModelSeedStability(Metric):
     attributions and each other model's. Applies to tasks whose model source trains from a seed.
     The other models' held-out accuracies go to the notes, so one can check they are equally good.
     Cost: training n_models − 1 models once (cached on disk) and one re-explanation of every
-    example per extra model."""
+    example per extra model. Identical rankings count as 1 (see :func:`.stability.spearman`)."""
 
     name = "model_seed_stability"
     family = "stability"
@@ -50,7 +49,7 @@ class ModelSeedStability(Metric):
         rhos, accs = [], []
         for other in self._other_tasks(ctx):
             attrs = ctx.reexplain(task=other).attributions
-            rhos.append([spearmanr(ctx.expl.attributions[i], attrs[i]).statistic for i in idx])
+            rhos.append([spearman(ctx.expl.attributions[i], attrs[i]) for i in idx])
             accs.append(other.info["model"].get("test_accuracy"))
         self.notes = {"model_seeds": [ctx.task.spec.model.seed + s for s in range(self.p["n_models"])],
                       "test_accuracy": [ctx.task.info["model"].get("test_accuracy"), *accs]}
