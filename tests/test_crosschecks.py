@@ -74,3 +74,104 @@ def test_infidelity_matches_a_direct_captum_call(linear_task):
                           torch.from_numpy(attrs)[None], target=1, n_perturb_samples=16, normalize=True)
     assert v[0] == pytest.approx(float(expected[0]), abs=TOL)
     assert v[0] > 0
+
+
+def test_max_sensitivity_matches_quantus(linear_task):
+    """Quantus MaxSensitivity on the linear model over word-embedding inputs, fed xbench's own
+    embedding noise sample by sample (identical perturbations), equals xbench's max_sensitivity
+    for input x gradient (attribution of token j = its class-1 embedding entry)."""
+    quantus = pytest.importorskip("quantus")
+    from helpers import fixed_explanations
+    from xbench.explainers import Explainer
+    from xbench.metrics import Context, Metric
+    from xbench.metrics.stability import _noise
+    from xbench.perturb import PerturbationEngine
+
+    task = linear_task
+    task.examples = task.examples[:1]
+    ex = task.examples[0]
+    explainer = Explainer.registry.get("input_x_gradient")()
+    expl = explainer.explain(task, task.examples, [1])
+    engine = PerturbationEngine(task.model, "mask")
+    ctx = Context(task, expl, np.array([1]), engine, 0, explainer)
+    n, radius = 6, 0.3
+    m = Metric.registry.get("max_sensitivity")(radius=radius, n_samples=n)
+    states = m.plan(ctx)
+    engine.run()
+    ours = m.score(ctx, states)[0][0]
+    assert m.notes["share_kept"] == 1.0
+
+    weight = task.model.model.get_input_embeddings().weight.detach().double().numpy()
+    feat_ids = ex.input_ids[ex.feature_ids >= 0]
+    x = weight[feat_ids][None, None]  # (1, 1, F, 2): the example's word embeddings
+    noises = []
+    for s in range(n):
+        rows, noise = _noise(ctx, 0, radius, s)
+        per_token = np.stack([noise.numpy()[list(rows).index(t)] for t in feat_ids])
+        noises.append(per_token.reshape(1, -1))
+    draws = iter(noises)
+
+    def perturb(arr, **kwargs):
+        return arr + next(draws)
+
+    class Emb(torch.nn.Module):
+        def forward(self, e):
+            logit = e.reshape(len(e), -1, 2)[..., 1].sum(-1).float()
+            return torch.stack([torch.zeros_like(logit), logit], 1)
+
+    def explain(model, inputs, targets, **kwargs):  # input x gradient: e * d logit_1 / d e = (0, e_1)
+        a = np.zeros_like(inputs)
+        a.reshape(len(a), -1, 2)[..., 1] = np.asarray(inputs).reshape(len(a), -1, 2)[..., 1]
+        return a
+
+    q = quantus.MaxSensitivity(nr_samples=n, perturb_func=perturb, disable_warnings=True)
+    expected = q(model=Emb().eval(), x_batch=x, y_batch=np.array([1]), a_batch=explain(None, x, None),
+                 explain_func=explain, device="cpu")[0]
+    assert ours == pytest.approx(expected, rel=1e-6)
+    assert ours > 0.01
+
+
+def test_full_randomization_matches_quantus_mprt(linear_task, monkeypatch):
+    """Quantus MPRT re-initialises each layer with ``reset_parameters()`` after seeding torch's global
+    RNG; xbench re-draws each tensor from N(mean, std) with its own generator. For identical random
+    weights the test gives xbench Quantus's re-initialisation, then compares the Spearman similarity
+    of |attributions| (input x gradient) before and after, per example."""
+    quantus = pytest.importorskip("quantus")
+    from helpers import LinearBag
+    from xbench.explainers import Explainer
+    from xbench.metrics import Context, Metric, sanity
+    from xbench.perturb import PerturbationEngine
+
+    def quantus_reinit(model, names, *parts):  # what Quantus does to the model's one layer, seed 42
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(42 + 1)
+            model.emb.reset_parameters()
+
+    monkeypatch.setattr(sanity, "randomize_", quantus_reinit)
+    task = linear_task
+    explainer = Explainer.registry.get("input_x_gradient")()
+    targets = np.ones(len(task.examples), dtype=int)
+    expl = explainer.explain(task, task.examples, targets.tolist())
+    engine = PerturbationEngine(task.model, "mask")
+    ctx = Context(task, expl, targets, engine, 0, explainer)
+    m = Metric.registry.get("randomization_full")()
+    states = m.plan(ctx)
+    engine.run()
+    ours = m.score(ctx, states)[0]
+
+    model: LinearBag = task.model.model
+
+    def explain(model, inputs, targets, **kwargs):  # input x gradient = the tokens' class-1 weights
+        w = model.emb.weight.detach().numpy()
+        return np.asarray(w[np.asarray(inputs, dtype=np.int64).reshape(len(inputs), -1), 1])[:, None, :]
+
+    q = quantus.MPRT(layer_order="independent", seed=42, return_last_correlation=True, abs=True,
+                     normalise=False, disable_warnings=True)
+    for i, ex in enumerate(task.examples):  # Quantus needs equal-length batches: one example at a time
+        ids = ex.input_ids[ex.feature_ids >= 0][None, None].astype(np.float32)
+        with torch.random.fork_rng(devices=[]):
+            res = q(model=model, x_batch=ids, y_batch=np.array([1]), a_batch=explain(model, ids, None),
+                    explain_func=explain, device="cpu")
+        expected = res[0] if isinstance(res, list) else list(res.values())[-1][0]
+        assert ours[i] == pytest.approx(expected, abs=1e-9), (i, ours[i], expected)
+    assert np.all(np.abs(ours) < 0.99)  # the random weights did change the explanations
