@@ -2,8 +2,10 @@
 taken on a loaded machine is flagged (a second torch process on 2 cores inflates timings 5-20x)."""
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 
 
 def cpu_busy(seconds: float = 1.0) -> float | None:
@@ -68,3 +70,10 @@ def other_note(share: float | None) -> str:
     if share is None:
         return "unknown"
     return f"{share:.0%} of all CPUs" + (" -- BUSY: timings are inflated" if share > 0.1 else "")
+
+
+def write_json(path: str, result: dict) -> None:
+    """Write the benchmark's figures as JSON and say where."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"\nwrote {path}")

@@ -61,7 +61,7 @@ def peak_rss_mib() -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
-from _machine import OtherCpu, cpu_busy, load_note, other_note  # noqa: E402  (benchmarks/ is on sys.path)
+from _machine import OtherCpu, cpu_busy, load_note, other_note, write_json  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,9 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(tabulate(rows, headers=["explainer", "cache", "explain s", "wall s (this run)", "forward",
                                       "backward"], tablefmt="simple"))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print(f"\nwrote {args.json}")
+        write_json(args.json, result)
 
     if tmp_out:
         shutil.rmtree(tmp_out, ignore_errors=True)

@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-from _machine import OtherCpu, cpu_busy, load_note, other_note  # noqa: E402  (benchmarks/ is on sys.path)
+from _machine import OtherCpu, cpu_busy, load_note, other_note, write_json  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,9 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     print(tabulate([[name, f"{v['plan']:.3f}", f"{v['score']:.3f}"] for name, v in med_pm.items()],
                    headers=["metric", "plan s", "score s"], tablefmt="simple"))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print(f"\nwrote {args.json}")
+        write_json(args.json, result)
     if tmp_cache:
         shutil.rmtree(tmp_cache, ignore_errors=True)
     return 0

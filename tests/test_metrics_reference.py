@@ -161,3 +161,17 @@ def test_average_precision_matches_sklearn():
         gold[rng.integers(n)] = True
         scores = rng.integers(0, 5, n).astype(float) if rng.random() < 0.5 else rng.normal(size=n)  # ties, or not
         assert average_precision(gold, scores) == pytest.approx(average_precision_score(gold, scores), abs=1e-12)
+
+
+def test_cost_metrics_report_the_measured_cost(linear_task):
+    from helpers import fixed_explanations
+    from xbench.metrics import Context
+    from xbench.perturb import PerturbationEngine
+
+    expl = fixed_explanations(linear_task, [[1.0] * ex.n_features for ex in linear_task.examples])
+    expl.seconds, expl.forward, expl.backward = np.array([.5, .25, 1., 2.]), np.array([3, 4, 5, 6]), np.arange(4)
+    ctx = Context(linear_task, expl, np.ones(4, dtype=int), PerturbationEngine(linear_task.model, "mask"))
+    for name, want in (("seconds", expl.seconds), ("forward_passes", expl.forward), ("backward_passes", expl.backward)):
+        values, errors = M(name)().score(ctx, [None] * 4)
+        np.testing.assert_array_equal(values, want)
+        assert errors == [None] * 4

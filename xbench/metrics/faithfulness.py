@@ -29,7 +29,12 @@ class _AOPC(Metric):
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         p = ctx.p_target_rows(idx, np.stack([states[i] for i in idx]))  # (n, |B|)
         p_full = ctx.p_target_rows(idx, ctx.full[idx][:, None])          # (n, 1)
-        return (p_full - p).mean(axis=1)
+        return (self.scale(p_full) - self.scale(p)).mean(axis=1)
+
+    @staticmethod
+    def scale(p: np.ndarray) -> np.ndarray:
+        """The scale the drops are measured on: probability here, log-odds in the variants."""
+        return p
 
 
 class Comprehensiveness(_AOPC):
@@ -103,10 +108,7 @@ class ComprehensivenessLogOdds(Comprehensiveness):
     range = (-np.inf, np.inf)
     ideal = np.inf
     formula = "1/|B| Σ_b [lo(p(x)) − lo(p(x \\ top_{k_b}))],  lo(p) = log(p/(1−p))"
-
-    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
-        p = log_odds(ctx.p_target_rows(idx, np.stack([states[i] for i in idx])))
-        return (log_odds(ctx.p_target_rows(idx, ctx.full[idx][:, None])) - p).mean(axis=1)
+    scale = staticmethod(log_odds)
 
 
 class SufficiencyLogOdds(Sufficiency):
@@ -115,7 +117,7 @@ class SufficiencyLogOdds(Sufficiency):
     name = "sufficiency_log_odds"
     range = (-np.inf, np.inf)
     formula = "1/|B| Σ_b [lo(p(x)) − lo(p(top_{k_b} only))],  lo(p) = log(p/(1−p))"
-    score_many = ComprehensivenessLogOdds.score_many
+    scale = staticmethod(log_odds)
 
 
 class DecisionFlip(Metric):
