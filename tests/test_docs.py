@@ -1,0 +1,26 @@
+"""The README is the front door: its two commands, and a row for every registered metric."""
+from pathlib import Path
+
+from xbench.explainers import Explainer
+from xbench.metrics import Metric
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_second():
+    readme = (ROOT / "README.md").read_text()
+    assert "## Two commands" in readme
+    assert "pip install -e . && xbench run" in readme
+    assert 'pip install -e ".[test]" && pytest' in readme
+    assert 'pip install -q -e ".[test]" && pytest' in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_metric_and_explainer_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## What is measured"):readme.index("## Explainers")]
+    for m in Metric.registry:
+        assert f"| `{m.name}` | {m.family} |" in table, m.name
+        assert ("↑ higher" if m.direction == "higher" else "↓ lower") in table.split(f"| `{m.name}` |")[1].split("\n")[0]
+    explainers = readme[readme.index("## Explainers"):readme.index("## How it works")]
+    for e in Explainer.registry:
+        assert f"| `{e.name}` | {e.family} |" in explainers, e.name
