@@ -32,13 +32,27 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]]
     if args.what == "tasks":
+        from .models import ModelSource
+
         rows = []
         for s in task_specs().values():
-            rows.append({"name": s.name, "modality": s.modality, "granularity": s.granularity,
-                         "replacement": s.replacement, "rationale": s.rationale, "default": s.default,
-                         "dataset": s.dataset.source, "model": s.model.source,
-                         "offline": DatasetSource.registry.get(s.dataset.source).offline,
-                         "description": s.description})
+            ds = DatasetSource.registry.get(s.dataset.source)(**s.dataset.params)
+            ds.task_path = s.path
+            ms = ModelSource.registry.get(s.model.source)(**s.model.params)
+            ms.task_path = s.path
+            why = None
+            if args.check:
+                try:
+                    why = ds.unavailable() or ms.unavailable()
+                except XBenchError as e:
+                    why = str(e)
+            rows.append({"name": s.name, "modality": s.modality, "size": ds.size(),
+                         "rationale": s.rationale, "model": ms.origin(), "default": s.default,
+                         "granularity": s.granularity if s.modality == "text" else None,
+                         "replacement": s.replacement, "dataset": s.dataset.source,
+                         "model_source": s.model.source, "offline": ds.offline and ms.offline,
+                         **({"runs_here": why or "yes"} if args.check else {}),
+                         "description": s.description, "path": s.path})
     elif args.what == "explainers":
         rows = [{"name": c.name, "family": c.family, "needs": sorted(c.needs), "stochastic": c.stochastic,
                  "params": c.params, "description": c.describe()} for c in Explainer.registry]
@@ -46,12 +60,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = [{"name": c.name, "family": c.family, "direction": c.direction, "range": list(c.range),
                  "ideal": c.ideal, "needs": sorted(c.needs), "params": c.params, "formula": c.formula,
                  "description": c.describe()} for c in Metric.registry]
+        # name prefixes (``quantus:<Name>``): one row each, not every name the factory can make
+        rows += [{"name": f"{p}:<Name>", "family": "(per metric)", "direction": "(per metric)", "range": [],
+                  "ideal": None, "needs": [], "params": {}, "formula": "", "description": d}
+                 for p, d in Metric.registry.prefixes().items()]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
         from tabulate import tabulate
 
-        keep = {"tasks": ["name", "modality", "granularity", "replacement", "rationale", "default", "model"],
+        keep = {"tasks": ["name", "modality", "size", "rationale", "model", "replacement", "default"]
+                + (["runs_here"] if getattr(args, "check", False) else []),
                 "explainers": ["name", "family", "needs", "stochastic", "description"],
                 "metrics": ["name", "family", "direction", "range", "description"]}[args.what]
         print(tabulate([[_cell(r[k]) for k in keep] for r in rows], headers=keep, tablefmt="simple"))
@@ -95,10 +114,26 @@ def build_config(args: argparse.Namespace):
                      cache=not args.no_cache)
 
 
+def check_available(specs: list) -> None:
+    """Raise the first task's one-line reason it cannot run here (data missing, network needed), before
+    anything is written."""
+    from .data import DatasetSource
+    from .models import ModelSource
+
+    for s in specs:
+        ds = DatasetSource.registry.get(s.dataset.source)(**s.dataset.params)
+        ms = ModelSource.registry.get(s.model.source)(**s.model.params)
+        ds.task_path = ms.task_path = s.path
+        why = ds.unavailable() or ms.unavailable()
+        if why:
+            raise XBenchError(f"{s.path}: {why}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import Runner, default_out
 
     cfg = build_config(args)
+    check_available(cfg.tasks)
     out = Path(args.out) if args.out else default_out(cfg.suite)
     progress = not args.no_progress and sys.stderr.isatty()
     runner = Runner(cfg, out, progress=progress)
@@ -136,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("list", help="list tasks, explainers or metrics")
     pl.add_argument("what", choices=["tasks", "explainers", "metrics"])
     pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--check", action="store_true",
+                    help="tasks: also say whether each can run here (data present, network reachable)")
     pl.set_defaults(func=cmd_list)
     pr = sub.add_parser("run", help="run explainers x metrics on tasks (default: the offline catalogue)")
     pr.add_argument("tasks", nargs="*", help="task names or task YAML paths (default: tasks with default: true)")
@@ -153,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
     pb.add_argument("run_dir")
     pb.add_argument("--format", choices=["md", "csv", "json"], default="md")
     pb.set_defaults(func=cmd_leaderboard)
+    from .eraser_export import add_arguments as eraser_arguments
+
+    eraser_arguments(sub.add_parser("export-eraser", help="write a run's attributions as an ERASER results file"))
     return p
 
 

@@ -65,7 +65,8 @@ def _fmt(v: float, family: str) -> str:
     return f"{round(v, 3) + 0.0:.3f}"  # + 0.0: no "-0.000"
 
 
-FAMILY_ORDER = ("faithfulness", "plausibility", "stability", "sanity", "complexity", "cost")
+FAMILY_ORDER = ("faithfulness", "ground_truth", "plausibility", "localisation", "stability", "sanity", "complexity",
+                "cost")
 
 
 def _cell(r: pd.Series) -> str:

@@ -63,10 +63,12 @@ class PerturbationEngine:
     def __init__(self, model: "TextClassifier", policy: str, batch_size: int | None = None) -> None:
         self.model = model
         self.policy = policy
-        self.replacement_id = int(model.replacement_ids[policy])
+        repl = model.replacement_ids.get(policy)
+        self.replacement_id = None if repl is None else int(repl)
         self.batch_size = batch_size or model.batch_size
         self._index: dict[bytes, int] = {}
-        self._rows: list[Row] = []
+        self._rows: list = []
+        self._len: list[int] = []  # sequence length of each row (0 for dense inputs), for sorting
         self._logits = np.zeros((0, model.num_labels), dtype=np.float32)
         self._probs = self._logits
         self._n_done = 0  # rows evaluated so far
@@ -80,18 +82,21 @@ class PerturbationEngine:
         return len(self._rows)
 
     def submit(self, ex: "TextExample", keep: np.ndarray) -> np.ndarray:
-        rows = materialize(ex, keep, self.policy, self.replacement_id)
-        # The key is the token ids (and token types, if any). Attention needs no place in it:
-        # it is 1 everywhere except where the pad policy put [PAD], which the ids show, as
-        # examples are never padded.
-        index, store = self._index, self._rows
+        """Handles for the inputs ``ex`` becomes under each keep-mask row (m, F).
+
+        Text keys are the token ids (and token types, if any). Attention needs no place in
+        them: it is 1 everywhere except where the pad policy put [PAD], which the ids show, as
+        examples are never padded. Dense keys are (example id, packed keep-mask)."""
+        rows, keys = ex.perturb(keep, self.policy, self.replacement_id)
+        index, store, lens = self._index, self._rows, self._len
         handles = np.empty(len(rows), dtype=np.int64)
-        for i, row in enumerate(rows):
-            key = row[0].tobytes() if row[2] is None else row[0].tobytes() + b"|" + row[2].tobytes()
+        for i, key in enumerate(keys):
             h = index.get(key)
             if h is None:
                 h = index[key] = len(store)
+                row = rows[i]
                 store.append(row)
+                lens.append(len(row[0]) if isinstance(row[0], np.ndarray) else 0)
             handles[i] = h
         self.n_requested += len(rows)
         return handles
@@ -104,7 +109,7 @@ class PerturbationEngine:
         pending = range(start, len(self._rows))
         if not pending:
             return
-        order = sorted(pending, key=lambda h: len(self._rows[h][0]))
+        order = sorted(pending, key=self._len.__getitem__)
         if len(self._rows) > len(self._logits):  # grow by doubling: appends stay amortised O(1)
             cap = max(len(self._rows), 2 * len(self._logits), 1024)
             for name in ("_logits", "_probs"):

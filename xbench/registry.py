@@ -17,6 +17,19 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._classes: dict[str, type[T]] = {}
+        #: ``prefix:rest`` names resolved by a factory (e.g. ``quantus:PixelFlipping``), made on first use
+        self._prefixes: dict[str, Any] = {}
+        self._prefix_help: dict[str, str] = {}
+        self._made: dict[str, type[T]] = {}
+
+    def add_prefix(self, prefix: str, factory: Any, description: str = "") -> None:
+        """Resolve names ``prefix:rest`` with ``factory(rest) -> class`` (raising XBenchError if unknown)."""
+        self._prefixes[prefix] = factory
+        self._prefix_help[prefix] = description
+
+    def prefixes(self) -> dict[str, str]:
+        """Registered name prefixes and their one-line descriptions (for ``xbench list``)."""
+        return dict(self._prefix_help)
 
     def add(self, cls: type[T]) -> None:
         name = cls.name  # type: ignore[attr-defined]
@@ -26,16 +39,26 @@ class Registry(Generic[T]):
         self._classes[name] = cls
 
     def get(self, name: str) -> type[T]:
-        try:
-            return self._classes[name]
-        except KeyError:
-            raise XBenchError(unknown_name(self.kind, name, self.names())) from None
+        cls = self._classes.get(name) or self._made.get(name)
+        if cls is not None:
+            return cls
+        prefix, sep, rest = name.partition(":")
+        if sep and prefix in self._prefixes:
+            cls = self._made[name] = self._prefixes[prefix](rest)
+            return cls
+        raise XBenchError(unknown_name(self.kind, name, self.names()))
 
     def names(self) -> list[str]:
         return list(self._classes)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._classes
+        if name in self._classes or name in self._made:
+            return True
+        try:
+            self.get(str(name))
+        except XBenchError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[type[T]]:
         return iter(self._classes.values())

@@ -246,8 +246,12 @@ class Runner:
         }
         # phase 1: explain, then let every metric submit its perturbations
         planned = []
+        tinfo["explainers_not_applicable"] = []
         for unit in units:
             explainer = Explainer.registry.get(unit.explainer)(**unit.explainer_params)
+            if not explainer.applies_to(task):
+                tinfo["explainers_not_applicable"].append(explainer.name)
+                continue
             metrics = [Metric.registry.get(n)(**p) for n, p in unit.metrics]
             inapplicable = [m.name for m in metrics if not m.applies_to(task, explainer)]
             metrics = [m for m in metrics if m.name not in inapplicable]
@@ -295,7 +299,7 @@ class Runner:
         # metrics that search (normalised AOPC bounds) or sample (infidelity) add inputs while scoring
         tinfo["engine"].update(requested=engine.n_requested, unique=engine.n_unique)
         tinfo["seconds"] = round(time.perf_counter() - t0, 2)
-        return pd.concat(frames, ignore_index=True)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
 
     def _report_bad(self, spec: TaskSpec, name: str, ctx: Context) -> None:
         bad = np.flatnonzero(~ctx.valid)

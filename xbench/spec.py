@@ -15,9 +15,15 @@ import yaml
 
 from .errors import XBenchError
 
-MODALITIES = ("text",)
+MODALITIES = ("text", "image", "tabular")
 GRANULARITIES = ("tokens", "words")
-REPLACEMENTS = ("mask", "pad", "unk", "delete")
+#: how a removed feature is replaced, per modality (the first is the default)
+REPLACEMENTS_BY_MODALITY = {
+    "text": ("mask", "pad", "unk", "delete"),
+    "image": ("zero", "mean", "blur"),
+    "tabular": ("mean", "marginal"),
+}
+REPLACEMENTS = tuple(r for rs in REPLACEMENTS_BY_MODALITY.values() for r in rs)
 TARGETS = ("predicted", "label")
 
 
@@ -53,6 +59,9 @@ class TaskSpec:
     #: what explainers attribute: the target's logit (captum's convention with HF models) or probability
     explained_output: str = "logit"
     max_length: int = 128
+    #: text pairs: which segments (0 = first, 1 = second) may be perturbed and explained; None = all.
+    #: Tokens of the other segments keep their ids and are never features.
+    perturb_segments: tuple[int, ...] | None = None
     #: whether examples carry gold rationales (enables plausibility metrics)
     rationale: bool = False
     #: part of the embedded default catalogue run by ``xbench run`` with no arguments
@@ -83,6 +92,7 @@ _TOP = {
     "pooling": (str, ("sum", "mean", "max"), False),
     "explained_output": (str, ("logit", "probability"), False),
     "max_length": (int, None, False),
+    "perturb_segments": (list, None, False),
     "rationale": (bool, None, False),
     "default": (bool, None, False),
     "dataset": (dict, None, True),
@@ -141,6 +151,18 @@ def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
             if k not in cls.params:
                 raise XBenchError(f"{where}: field '{label}.params.{k}' is not a parameter of "
                                   f"{registry.kind} {block['source']!r}; valid: {', '.join(cls.params)}")
+    modality = d.get("modality", "text")
+    allowed = REPLACEMENTS_BY_MODALITY[modality]
+    d.setdefault("replacement", allowed[0])
+    if d["replacement"] not in allowed:
+        raise XBenchError(f"{where}: field 'replacement' must be one of {', '.join(allowed)} for "
+                          f"{modality} tasks; got {d['replacement']!r}")
+    if "perturb_segments" in d:
+        segs = d["perturb_segments"]
+        if not segs or any(not isinstance(x, int) or isinstance(x, bool) or x not in (0, 1) for x in segs):
+            raise XBenchError(f"{where}: field 'perturb_segments' must be a non-empty list of 0 and/or 1; "
+                              f"got {segs!r}")
+        d["perturb_segments"] = tuple(sorted(set(segs)))
     return TaskSpec(dataset=SourceSpec(**{"params": {}, **ds}), model=ModelSpec(**{"params": {}, **md}),
                     path=where, **d)
 

@@ -1,24 +1,36 @@
 """Dataset sources: each turns a task's ``dataset:`` block into labelled word records."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+from ..errors import XBenchError
 from ..registry import Registered, Registry
 
 
 @dataclass
 class Record:
-    """One labelled text as a list of words, with an optional 0/1 rationale over the words."""
+    """One labelled text as a list of words (two lists for a sentence pair), with an optional
+    0/1 rationale over the words (over ``words + words_b`` for a pair)."""
 
     id: str
     words: list[str]
     label: int
     rationale: list[int] | None = None
+    #: the second segment of a sentence pair (e.g. the hypothesis of an NLI example)
+    words_b: list[str] | None = None
+    #: provenance kept with the example (e.g. ERASER ``annotation_id`` and ``docid``)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
         return " ".join(self.words)
+
+    @property
+    def all_words(self) -> list[str]:
+        return self.words + (self.words_b or [])
 
 
 @dataclass
@@ -35,9 +47,54 @@ class DatasetSource(Registered):
     registry: ClassVar[Registry["DatasetSource"]] = Registry("dataset source")
     #: whether it needs nothing beyond xbench and its dependencies (offline default)
     offline: ClassVar[bool] = True
+    #: the task file that asked for this source; relative data paths resolve against its folder
+    task_path: str | None = None
 
     def load(self, seed: int) -> Splits:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def size(self) -> str:
+        """A short description of the split sizes, for ``xbench list tasks``."""
+        tr, te = self.p.get("n_train"), self.p.get("n_test")
+        if tr is None and te is None:
+            return "?"
+        return f"{'?' if tr is None else tr}/{'?' if te is None else te}"
 
-from . import synthetic  # noqa: E402,F401  (registers the built-in sources)
+    def unavailable(self) -> str | None:
+        """Why this source cannot load here (e.g. "needs network: dataset X"), or None. Must be quick
+        and must never wait on the network: the CLI calls it before loading."""
+        return None
+
+    def data_path(self, value: str) -> Path:
+        """Resolve a data path from ``dataset.params``: ``~`` and ``$VARS`` expanded; a relative path is
+        looked up beside the task file, then in the working directory, then in each folder of
+        ``XBENCH_DATA`` (``os.pathsep``-separated; default ``../shared/data`` beside the repository).
+        A path that is nowhere raises ``XBenchError('needs data: ...')``."""
+        return resolve_data_path(value, self.task_path)
+
+
+def data_roots(task_path: str | None = None) -> list[Path]:
+    roots = []
+    if task_path:
+        roots.append(Path(task_path).resolve().parent)
+    roots.append(Path.cwd())
+    env = os.environ.get("XBENCH_DATA")
+    if env:
+        roots += [Path(p) for p in env.split(os.pathsep) if p]
+    repo = Path(__file__).resolve().parents[2]
+    roots.append(repo.parent / "shared" / "data")
+    return roots
+
+
+def resolve_data_path(value: str, task_path: str | None = None) -> Path:
+    p = Path(os.path.expandvars(os.path.expanduser(str(value))))
+    candidates = [p] if p.is_absolute() else [r / p for r in data_roots(task_path)]
+    for c in candidates:
+        if c.exists():
+            return c
+    where = f"{task_path}: " if task_path else ""
+    raise XBenchError(f"{where}needs data: {value} not found (looked in "
+                      f"{', '.join(str(c.parent) for c in candidates)}; set XBENCH_DATA to its folder)")
+
+
+from . import eraser, files, hub, images, sst, synthetic, tabular, templates  # noqa: E402,F401  (registers the built-in sources)

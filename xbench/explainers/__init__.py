@@ -73,8 +73,14 @@ class Explainer(Registered):
     #: what the method needs from the model: 'gradients', 'attention'
     needs: ClassVar[frozenset[str]] = frozenset()
     stochastic: ClassVar[bool] = False
-    #: 'tokens' if ``attribute`` scores token positions (then pooled), else 'features'
+    #: 'tokens' if ``attribute`` scores token positions (text) or input elements (images, tabular),
+    #: then pooled into features; else 'features'
     scores: ClassVar[str] = "features"
+    #: the task modalities the method applies to
+    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image", "tabular"})
+
+    def applies_to(self, task: "Task") -> bool:
+        return task.spec.modality in self.modalities
 
     def attribute(self, task: "Task", ex: "TextExample", target: int, seed: int) -> np.ndarray:
         raise NotImplementedError
@@ -82,9 +88,10 @@ class Explainer(Registered):
     def conventions(self, task: "Task") -> dict[str, Any]:
         c = {"explained_output": f"{task.spec.explained_output} of the target class",
              "replacement": task.spec.replacement}
-        if self.scores == "tokens" and task.spec.granularity == "words":
-            c["pooling"] = task.spec.pooling
-        if self.family == "gradient":
+        text = task.spec.modality == "text"
+        if self.scores == "tokens" and (task.spec.granularity == "words" or not text):
+            c["pooling"] = task.spec.pooling if text else "sum over a feature's input elements"
+        if self.family == "gradient" and text:
             c["embedding_reduction"] = self.p.get("reduce", "sum")
         return c
 
@@ -107,7 +114,7 @@ class Explainer(Registered):
                                           derive_seed(task.name, self.name, "explain", ex.id, seed, *extra_seed)),
                            dtype=np.float64)
             if self.scores == "tokens":
-                s = pool(ex, s, task.spec.pooling)
+                s = pool(ex, s, task.spec.pooling if task.spec.modality == "text" else "sum")
             secs[i] = time.perf_counter() - t0
             f1, b1 = task.model.counts()
             fwd[i], bwd[i] = f1 - f0, b1 - b0
@@ -134,4 +141,4 @@ def pool(ex: "TextExample", token_scores: np.ndarray, how: str = "sum") -> np.nd
     return out
 
 
-from . import control, gradient, perturbation, attention  # noqa: E402,F401  (register built-ins)
+from . import control, gradient, perturbation, attention, cam  # noqa: E402,F401  (register built-ins)

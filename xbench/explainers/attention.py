@@ -9,6 +9,7 @@ from . import Explainer
 class _AttentionExplainer(Explainer):
     family = "attention"
     needs = frozenset({"attention"})
+    modalities = frozenset({"text"})
     scores = "tokens"
 
     def _attentions(self, task, ex):

@@ -1,4 +1,5 @@
-"""Gradient explainers, all through captum, in word-embedding space."""
+"""Gradient explainers, all through captum: in word-embedding space for text, on the input itself
+for images and tabular rows (the model adapter says which: ``grad_inputs``/``grad_forward``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,34 +16,16 @@ class _EmbeddingExplainer(Explainer):
     needs = frozenset({"gradients"})
     scores = "tokens"
 
-    def _inputs(self, task, ex) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        model = task.model
-        ids = torch.from_numpy(ex.input_ids)[None]
-        repl = int(model.replacement_ids[task.spec.replacement])
-        base_ids = torch.where(torch.from_numpy(ex.feature_ids >= 0)[None], repl, ids)
-        with torch.no_grad():
-            emb, base = model.embed(ids).requires_grad_(), model.embed(base_ids)
-        att = torch.ones_like(ids)
-        tt = None if ex.token_type_ids is None else torch.from_numpy(ex.token_type_ids)[None]
-        return emb, base, (att, tt)
-
     def _forward(self, task):
-        model, prob = task.model, task.spec.explained_output == "probability"
+        return task.model.grad_forward(task.spec.explained_output == "probability")
 
-        def f(embeds: torch.Tensor, att: torch.Tensor, tt: Any = None) -> torch.Tensor:
-            logits = model.logits(inputs_embeds=embeds, attention_mask=att, token_type_ids=tt)
-            return torch.softmax(logits, -1) if prob else logits
-
-        return f
-
-    def _reduce(self, attr: torch.Tensor) -> np.ndarray:
-        a = attr.detach()[0].double()
-        return (a.norm(dim=-1) if self.p.get("reduce") == "l2" else a.sum(-1)).numpy()
+    def _reduce(self, task, attr: torch.Tensor) -> np.ndarray:
+        return task.model.reduce_grad(attr, self.p.get("reduce", "sum"))
 
     def attribute(self, task, ex, target, seed):
-        emb, base, extra = self._inputs(task, ex)
+        emb, base, extra = task.model.grad_inputs(ex, task.spec.replacement)
         with isolated_global_rng(seed):
-            return self._reduce(self._captum(task, emb, base, extra, target))
+            return self._reduce(task, self._captum(task, emb, base, extra, target))
 
     def _captum(self, task, emb, base, extra, target) -> torch.Tensor:
         raise NotImplementedError

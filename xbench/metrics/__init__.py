@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..perturb import PerturbationEngine
     from ..task import Task, TextExample
 
-FAMILIES = ("faithfulness", "plausibility", "cost", "stability", "sanity", "complexity", "agreement")
+FAMILIES = ("faithfulness", "plausibility", "localisation", "cost", "stability", "sanity", "complexity", "agreement",
+            "ground_truth")
 EMPTY_RATIONALE = "empty gold rationale"
 BAD_ATTRIBUTIONS = "NaN or infinite attributions"
 NO_RATIONALE = "no gold rationale"
@@ -151,6 +152,8 @@ class Metric(Registered):
     needs: ClassVar[frozenset[str]] = frozenset({"model"})
     #: the formula, as shown in ``xbench list metrics`` and the README
     formula: ClassVar[str] = ""
+    #: the task modalities the metric applies to
+    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image", "tabular"})
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -163,7 +166,7 @@ class Metric(Registered):
         explainer): then no rows are written, and the manifest lists it as not applicable."""
         if "rationale" in self.needs and not task.spec.rationale:
             return False
-        return True
+        return task.spec.modality in self.modalities
 
     def plan_one(self, ctx: Context, i: int) -> Any:
         return None
@@ -204,4 +207,5 @@ class Metric(Registered):
 
 
 from . import faithfulness, plausibility, model_stability, cost  # noqa: E402,F401  (register built-ins)
-from . import complexity, sanity, stability  # noqa: E402,F401
+from . import complexity, ground_truth, localisation, patches, sanity, stability  # noqa: E402,F401
+from . import quantus_bridge  # noqa: E402,F401  (the ``quantus:`` prefix; imports quantus on first use)

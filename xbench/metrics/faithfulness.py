@@ -278,11 +278,13 @@ class _NormalizedAOPC:
     every subset of every bin size (C(F, k) inputs). Cost: at most 2·beam·F·k_max perturbed inputs
     per example, evaluated through the engine and memoised per (example, target), so they are paid
     once per example however many explainers are scored. An ordering better than the bound found
-    is clipped to 1 (counted in the notes as ``clipped``)."""
+    is clipped to 1 (counted in the notes as ``clipped``). Not applicable to images: with pixels
+    as features, k_max = F/2 makes that beam·F² inputs per example (131k for a 16x16 image)."""
 
     name: str
     p: dict
     keep_top: bool
+    modalities = frozenset({"text", "tabular"})
 
     def bounds(self, ctx: Context, i: int) -> tuple[float, float]:
         ex = ctx.task.examples[i]

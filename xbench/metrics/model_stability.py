@@ -39,7 +39,7 @@ class ModelSeedStability(Metric):
             for s in range(1, self.p["n_models"]):
                 other = load_task(replace(spec, model=replace(spec.model, seed=spec.model.seed + s)), n)
                 if [e.id for e in other.examples] != [e.id for e in ctx.task.examples] or any(
-                        not np.array_equal(a.input_ids, b.input_ids) for a, b in zip(other.examples, ctx.task.examples)):
+                        a.digest() != b.digest() for a, b in zip(other.examples, ctx.task.examples)):
                     raise RuntimeError("retrained model tokenises the examples differently")
                 others.append(other)
             ctx.engine.memo[key] = others

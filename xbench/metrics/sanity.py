@@ -35,7 +35,6 @@ import torch
 from scipy.stats import spearmanr
 
 from ..errors import XBenchError
-from ..models.adapter import TextClassifier
 from ..seeding import np_rng, torch_gen
 from . import Context, Metric
 
@@ -259,8 +258,7 @@ class _Randomization(_Sanity):
         """The task with a deep copy of its model (to be randomised in place), in a new adapter
         with the same tokenizer; its passes are counted apart from the original model's."""
         model = copy.deepcopy(ctx.task.model.model)
-        old = ctx.task.model
-        return replace(ctx.task, model=TextClassifier(model, old.tokenizer, old.batch_size)), model
+        return replace(ctx.task, model=ctx.task.model.with_model(model)), model
 
     def rho(self, ctx: Context, idx: list[int], task: "Task") -> np.ndarray:
         return self.similarities(ctx, idx, self.reexplain(ctx, idx, task=task), absolute=bool(self.p["abs"]))

@@ -4,9 +4,12 @@ Three kinds of change, each re-running the explainer through :meth:`Context.reex
 cost is the metric's):
 
 - the explainer's own seed (``explainer_seed_stability``; stochastic explainers only);
-- small uniform noise on the word embeddings of the example's tokens (``max_sensitivity``,
-  ``avg_sensitivity``, ``relative_input_stability``, ``relative_output_stability``), applied to the
-  embedding matrix by :func:`xbench.perturb_embed.embedding_noise` so that every explainer sees it;
+- small uniform noise on the input (``max_sensitivity``, ``avg_sensitivity``,
+  ``relative_input_stability``, ``relative_output_stability``): for text, on the word embeddings of
+  the example's tokens, applied to the embedding matrix by :func:`xbench.perturb_embed.embedding_noise`
+  so that every explainer sees it; for images and tabular rows, on the input array itself
+  (``x' = x + U[-r, r]`` per element, r = radius · (max − min of x), re-explained as a new example
+  with the same baseline and feature map, :meth:`xbench.dense.DenseExample.with_input`);
 - label-preserving edits of the token ids that touch no gold-rationale (or, without gold, no
   top-attributed) feature: two such features swap places, or one is dropped
   (``discrete_stability_spearman``, ``discrete_stability_topk``).
@@ -16,7 +19,8 @@ label-preserving neighbourhood), Agarwal et al. (2022) and Quantus's
 ``return_nan_when_prediction_changes``. The share kept is reported in ``Metric.notes`` (the run
 manifest); an example with no kept perturbation fails with a reason and counts in ``n_failed``.
 
-The noise for example x, sample s is seeded by (task, 'embedding_noise', example, s, seed), and the
+The noise for example x, sample s is seeded by (task, 'embedding_noise', example, s, seed) (dense
+inputs: (task, 'input_noise', example, s, seed)), and the
 discrete edits by (task, 'discrete_perturbation', example, seed): the same perturbed inputs for
 every explainer (paired comparisons) and for all four noise metrics (so avg <= max per example),
 and one context's re-explanations are computed once and shared by those metrics. The perturbed
@@ -157,6 +161,38 @@ def noisy_embeddings(ctx: Context, i: int, radius: float, s: int) -> tuple[np.nd
         return x, _embed(ctx, i)
 
 
+def dense(ctx: Context) -> bool:
+    """Whether the task's inputs are arrays (images, tabular rows) rather than token ids."""
+    return ctx.task.spec.modality != "text"
+
+
+def noisy_input(ctx: Context, i: int, radius: float, s: int) -> np.ndarray:
+    """Sample s of a dense example's input under noise: x + U[-r, r] per element, r = radius · (max − min
+    of x), drawn as ``uniform_noise`` from ``torch_gen(task, 'input_noise', example, s, seed)``. Quantus's
+    ``uniform_noise`` perturbs the whole input alike; no clipping to the data range (nor in Quantus)."""
+    ex = ctx.task.examples[i]
+    x = np.asarray(ex.x, dtype=np.float64)
+    r = float(radius) * float(x.max() - x.min())
+    noise = uniform_noise(1, x.size, r, torch_gen(ctx.task.name, "input_noise", ex.id, s, ctx.seed))
+    return (x + noise.numpy().reshape(x.shape)).astype(np.float32)
+
+
+def _dense_noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns:
+    """:func:`noise_runs` for images and tabular rows: the perturbed input is a new example
+    (``with_input``: same baseline and feature map, id ``<id>~noise:<s>``)."""
+    model, ex = ctx.task.model, ctx.task.examples[i]
+    xs = [noisy_input(ctx, i, radius, s) for s in range(n_samples)]
+    out = model.forward_array(np.stack([ex.x, *xs]), "logit").astype(np.float64)
+    h, hs = out[0], list(out[1:])
+    kept = np.array([int(h_s.argmax()) == int(h.argmax()) for h_s in hs], dtype=bool)
+    attrs: list[np.ndarray | None] = [None] * n_samples
+    for s in np.flatnonzero(kept):
+        noisy = ex.with_input(xs[s], f"{ex.id}~noise:{s}")
+        attrs[s] = ctx.reexplain([noisy], ctx.targets[i:i + 1], ctx.seed, None, "embedding_noise",
+                                 int(s)).attributions[0]
+    return NoiseRuns(kept, h, hs, attrs)
+
+
 def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns:
     """Perturb example i's embedding rows ``n_samples`` times, check the prediction with the model
     adapter's logits on the perturbed embeddings, and re-explain the kept samples (memoised per
@@ -165,6 +201,9 @@ def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns
     key = ("noise", i, float(radius), int(n_samples))
     store = _cache(ctx)
     if key in store:
+        return store[key]
+    if dense(ctx):
+        store[key] = _dense_noise_runs(ctx, i, radius, n_samples)
         return store[key]
     model, ex = ctx.task.model, ctx.task.examples[i]
     row = [(ex.input_ids, ex.ones, ex.token_type_ids)]
@@ -191,6 +230,8 @@ def relative_change(u: np.ndarray, v: np.ndarray, eps: float) -> float:
 
 
 class _EmbeddingNoise(_Stability):
+    """Noise on the input: the word embeddings for text, the array itself for images and tabular rows."""
+
     needs = frozenset({"model"})
     direction, ideal = "lower", 0.0
     range = (0.0, float("inf"))
@@ -198,7 +239,7 @@ class _EmbeddingNoise(_Stability):
 
     def why_not(self, ctx: Context, i: int) -> str | None:
         why = super().why_not(ctx, i)
-        if why is None and not len(noisy_rows(ctx.task.model, ctx.task.examples[i])):
+        if why is None and not dense(ctx) and not len(noisy_rows(ctx.task.model, ctx.task.examples[i])):
             return NO_ROWS
         return why
 
@@ -238,13 +279,16 @@ class MaxSensitivity(_Sensitivity):
     """Max-sensitivity (Yeh et al. 2019, 'On the (In)fidelity and Sensitivity of Explanations'), as
     Quantus ``MaxSensitivity`` computes it (difference, Frobenius norms, normalised by ||a(x)||):
     the largest relative change of the attributions over ``n_samples`` label-preserving
-    perturbations x' of the word embeddings, uniform in [-r, r] per dimension with
-    r = radius · (max − min of the example's embeddings) (:mod:`xbench.perturb_embed`)."""
+    perturbations x' of the word embeddings (:mod:`xbench.perturb_embed`), or of the image or tabular
+    row itself, uniform in [-r, r] per dimension with r = radius · (max − min of the example's
+    embeddings, or of its input array). On tabular rows the one radius spans all columns: it suits
+    standardised features."""
 
     name = "max_sensitivity"
     reduce = staticmethod(np.max)
     formula = ("max_{x'} ‖a(x) − a(x')‖₂ / ‖a(x)‖₂,  x' = x + U[−r, r] on the example's word-embedding "
-               "rows, r = 0.05·(max − min of x), 5 samples, prediction kept")
+               "rows (images, tabular: on x itself), r = 0.05·(max − min of x), 5 samples, "
+               "prediction kept")
 
 
 class AvgSensitivity(_Sensitivity):
@@ -276,17 +320,22 @@ class _Relative(_EmbeddingNoise):
 class RelativeInputStability(_Relative):
     """Relative input stability, RIS (Agarwal et al. 2022, 'Rethinking Stability for Attribution-based
     Explanations'; OpenXAI): the largest ratio of the relative change of the attributions to
-    the relative change of the input, here the (L, d) word-embedding matrix, over the kept
-    perturbations of ``max_sensitivity``. Relative changes divide entrywise, by eps where an entry of
-    a(x) (or x) is 0, as Quantus's objective does; the denominator is clamped at eps (the paper's
-    max(·, ε_min)). p = 2, eps = 1e-6. (OpenXAI's current release divides norms, ‖a − a'‖/‖a‖,
-    instead; the paper's entrywise form is used here.) Zero-valued embedding entries make the
-    denominator large: compare RIS across explainers on one model, not across models."""
+    the relative change of the input, here the (L, d) word-embedding matrix (images and tabular
+    rows: the input array), over the kept perturbations of ``max_sensitivity``. Relative changes
+    divide entrywise, by eps where an entry of a(x) (or x) is 0, as Quantus's objective does; the
+    denominator is clamped at eps (the paper's max(·, ε_min)). p = 2, eps = 1e-6. (OpenXAI's current
+    release divides norms, ‖a − a'‖/‖a‖, instead; the paper's entrywise form is used here.)
+    Zero-valued embedding entries make the denominator large (so do an image's zero pixels): compare
+    RIS across explainers on one model, not across models."""
 
     name = "relative_input_stability"
-    formula = "max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(x − x')/x‖₂, ε),  x = word embeddings, ε = 1e-6"
+    formula = ("max_{x'} ‖(a(x) − a(x'))/a(x)‖₂ / max(‖(x − x')/x‖₂, ε),  x = word embeddings "
+               "(images, tabular: the input), ε = 1e-6")
 
     def reference(self, ctx, i, runs, s):
+        if ctx is not None and dense(ctx):
+            return (np.asarray(ctx.task.examples[i].x, dtype=np.float64),
+                    noisy_input(ctx, i, self.p["radius"], s).astype(np.float64))
         return noisy_embeddings(ctx, i, self.p["radius"], s)
 
 
@@ -402,6 +451,7 @@ class EditRuns:
 
 
 class _Discrete(_Stability):
+    modalities = frozenset({"text"})
     direction, ideal = "higher", 1.0
     params = {"n_perturbations": 4, "protect": 0.2}
 

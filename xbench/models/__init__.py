@@ -19,8 +19,17 @@ class ModelSource(Registered):
     #: stability can compare equally trained models
     seeded: ClassVar[bool] = False
 
+    def origin(self) -> str:
+        """Where the model comes from, for ``xbench list tasks`` (e.g. "trained here")."""
+        return "trained here" if self.seeded else self.name
+
+    def unavailable(self) -> str | None:
+        """Why this model cannot be loaded here (e.g. "needs network: model X"), or None. Quick, and
+        never waits on the network."""
+        return None
+
     def load(self, task: "TaskSpec", splits: "Splits") -> tuple[Any, Any, dict]:  # pragma: no cover
         raise NotImplementedError
 
 
-from . import bert  # noqa: E402,F401  (registers the built-in sources)
+from . import bert, cnn, hub, minilm, tabular  # noqa: E402,F401  (registers the built-in sources)

@@ -32,6 +32,10 @@ class TextClassifier:
         for p in self.model.parameters():
             p.requires_grad_(False)
 
+    def with_model(self, model: Any) -> "TextClassifier":
+        """A new adapter (own counters) around another model with the same tokenizer."""
+        return TextClassifier(model, self.tokenizer, self.batch_size)
+
     # -- counting -------------------------------------------------------------------------
     def counts(self) -> tuple[int, int]:
         return self.n_forward, self.n_backward
@@ -67,6 +71,31 @@ class TextClassifier:
             raise RuntimeError("model returned no attention weights; load it with attn_implementation='eager'")
         return out.attentions
 
+    # -- what gradient explainers differentiate: the word embeddings --------------------------
+    def grad_inputs(self, ex: Any, policy: str) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """(input embeddings, baseline embeddings of the replacement token at every non-special
+        position, extra forward args) for one example, batch of one."""
+        ids = torch.from_numpy(ex.input_ids)[None]
+        repl = int(self.replacement_ids[policy])
+        base_ids = torch.where(torch.from_numpy(ex.feature_ids >= 0)[None], repl, ids)
+        with torch.no_grad():
+            emb, base = self.embed(ids).requires_grad_(), self.embed(base_ids)
+        tt = None if ex.token_type_ids is None else torch.from_numpy(ex.token_type_ids)[None]
+        return emb, base, (torch.ones_like(ids), tt)
+
+    def grad_forward(self, probability: bool):
+        def f(embeds: torch.Tensor, att: torch.Tensor, tt: Any = None) -> torch.Tensor:
+            logits = self.logits(inputs_embeds=embeds, attention_mask=att, token_type_ids=tt)
+            return torch.softmax(logits, -1) if probability else logits
+
+        return f
+
+    @staticmethod
+    def reduce_grad(attr: torch.Tensor, how: str = "sum") -> np.ndarray:
+        """Per-token scores from a per-dimension embedding attribution: sum (keeps completeness) or l2."""
+        a = attr.detach()[0].double()
+        return (a.norm(dim=-1) if how == "l2" else a.sum(-1)).numpy()
+
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Word embeddings (the input of ``inputs_embeds``), without positions."""
         return self.model.get_input_embeddings()(input_ids)
@@ -95,3 +124,62 @@ class TextClassifier:
                                  None if tt is None else torch.from_numpy(tt))
         logits = logits.float()
         return (torch.softmax(logits, -1) if kind == "probability" else logits).numpy()
+
+
+class DenseClassifier:
+    """Wraps a ``torch.nn.Module`` mapping float inputs (images ``(N, C, H, W)`` or rows ``(N, F)``)
+    to logits, counting passes like :class:`TextClassifier`. Gradient explainers differentiate the
+    input itself; their per-element scores are pooled into features (pixels: over channels) by sum."""
+
+    replacement_ids: dict = {}
+
+    def __init__(self, model: torch.nn.Module, num_labels: int, batch_size: int = 512) -> None:
+        self.model = model.eval()
+        self.num_labels = int(num_labels)
+        self.batch_size = batch_size
+        self.n_forward = 0
+        self.n_backward = 0
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def with_model(self, model: torch.nn.Module) -> "DenseClassifier":
+        return DenseClassifier(model, self.num_labels, self.batch_size)
+
+    counts = TextClassifier.counts
+    _counted = TextClassifier._counted
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._counted(self.model(x))
+
+    def outputs(self, rows: Sequence[tuple[Any, np.ndarray]], kind: str = "logit") -> np.ndarray:
+        """Logits or probabilities for ``(example, keep)`` rows (see :meth:`DenseExample.perturb`)."""
+        x = np.stack([ex.materialize(k)[0] for ex, k in rows])
+        return self.forward_array(x, kind)
+
+    def forward_array(self, x: np.ndarray, kind: str = "logit") -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for b in range(0, len(x), self.batch_size):
+                lg = self.logits(torch.from_numpy(np.ascontiguousarray(x[b:b + self.batch_size]))).float()
+                out.append((torch.softmax(lg, -1) if kind == "probability" else lg).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.num_labels), np.float32)
+
+    def probs(self, rows: Sequence[tuple[Any, np.ndarray]]) -> np.ndarray:
+        return self.outputs(rows, "probability")
+
+    def grad_inputs(self, ex: Any, policy: str) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        x = torch.from_numpy(ex.x)[None].clone().requires_grad_()
+        return x, torch.from_numpy(ex.baseline)[None].clone(), ()
+
+    def grad_forward(self, probability: bool):
+        def f(x: torch.Tensor) -> torch.Tensor:
+            logits = self.logits(x)
+            return torch.softmax(logits, -1) if probability else logits
+
+        return f
+
+    @staticmethod
+    def reduce_grad(attr: torch.Tensor, how: str = "sum") -> np.ndarray:
+        """Per-element scores, flattened in C order (pooled into features by the explainer)."""
+        a = attr.detach()[0].double().reshape(-1)
+        return (a.abs() if how == "l2" else a).numpy()

@@ -8,20 +8,17 @@ the dataset and model specs, and are never committed.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..cache import cache_dir, content_key
-from ..errors import XBenchError
-from ..io import atomic_write_json
 from ..seeding import isolated_global_rng, torch_gen
 from . import ModelSource
+from .text_train import accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
+
+__all__ = ["TrainBert", "accuracy", "build_word_tokenizer"]
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TRAINER_VERSION = 1
@@ -47,19 +44,6 @@ def build_word_tokenizer(words: list[str], model_max_length: int):
     )
 
 
-def accuracy(model, tokenizer, records, max_length: int, batch_size: int = 256) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(records), batch_size):
-            chunk = records[i:i + batch_size]
-            enc = tokenizer([r.words for r in chunk], is_split_into_words=True, truncation=True,
-                            max_length=max_length, padding=True, return_tensors="pt")
-            pred = model(**enc).logits.argmax(-1).numpy()
-            correct += int((pred == np.array([r.label for r in chunk])).sum())
-    return correct / max(1, len(records))
-
-
 class TrainBert(ModelSource):
     """A small BERT trained from scratch on the task's training split."""
 
@@ -80,11 +64,8 @@ class TrainBert(ModelSource):
         transformers.logging.disable_progress_bar()
 
         # content-addressed: the training data itself, the resolved parameters, the trainer
-        data = content_key([(r.words, r.label, r.rationale) for r in splits.train + splits.test])
-        key = content_key({"data": data, "params": self.p, "seed": task.model.seed,
-                           "max_length": task.max_length, "trainer": TRAINER_VERSION,
-                           "torch": torch.__version__.split("+")[0]})
-        path = cache_dir("models", f"{task.name}-{key}")
+        path = model_cache_path(task, splits, params=self.p, seed=task.model.seed, max_length=task.max_length,
+                                trainer=TRAINER_VERSION, torch=torch.__version__.split("+")[0])
         hit = (path / "meta.json").exists()
         if not hit:
             self._train_into(path, task, splits)
@@ -98,16 +79,6 @@ class TrainBert(ModelSource):
         model.eval()
         meta["cache_path"] = str(path)
         return model, tokenizer, meta
-
-    @staticmethod
-    def _maskable(enc, records) -> torch.Tensor:
-        """Token positions that may be masked in training: words outside the rationale
-        (all words, where a record has no rationale), never special tokens."""
-        out = torch.zeros(enc["input_ids"].shape, dtype=torch.bool)
-        for b, r in enumerate(records):
-            for j, w in enumerate(enc.word_ids(b)):
-                out[b, j] = w is not None and (r.rationale is None or not r.rationale[w])
-        return out
 
     def _train_into(self, path: Path, task, splits) -> None:
         from transformers import BertConfig, BertForSequenceClassification
@@ -127,7 +98,7 @@ class TrainBert(ModelSource):
                         max_length=task.max_length, padding=True, return_tensors="pt")
         labels = torch.tensor([r.label for r in splits.train])
         gen = torch_gen("train-bert", task.name, seed, "batches")
-        maskable = self._maskable(enc, splits.train)
+        allowed = maskable(enc, splits.train)
         with isolated_global_rng(seed):  # transformers' init and dropout draw from the global RNG
             model = BertForSequenceClassification(config)
             opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
@@ -140,9 +111,7 @@ class TrainBert(ModelSource):
                 for i in range(0, len(order), p["batch_size"]):
                     idx = order[i:i + p["batch_size"]]
                     ids = enc["input_ids"][idx]
-                    if p["mask_prob"] > 0:
-                        hit = (torch.rand(ids.shape, generator=gen) < p["mask_prob"]) & maskable[idx]
-                        ids = torch.where(hit, tokenizer.mask_token_id, ids)
+                    ids = mask_tokens(ids, allowed[idx], p["mask_prob"], tokenizer.mask_token_id, gen)
                     out = model(input_ids=ids, attention_mask=enc["attention_mask"][idx], labels=labels[idx])
                     opt.zero_grad()
                     out.loss.backward()
@@ -151,19 +120,6 @@ class TrainBert(ModelSource):
         train_s = time.perf_counter() - t0
         model.eval()
         acc = accuracy(model, tokenizer, splits.test, task.max_length)
-        if task.model.min_accuracy is not None and acc < task.model.min_accuracy:
-            raise XBenchError(f"{task.path}: field 'model.min_accuracy': trained model reached "
-                              f"{acc:.4f} held-out accuracy, below {task.model.min_accuracy}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-        try:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-            atomic_write_json(tmp / "meta.json", {"test_accuracy": acc, "train_seconds": round(train_s, 2),
-                                                  "n_train": len(labels), "seed": seed, "params": p})
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        check_min_accuracy(task, acc)
+        save_trained(path, model, tokenizer, {"test_accuracy": acc, "train_seconds": round(train_s, 2),
+                                              "n_train": len(labels), "seed": seed, "params": p})
