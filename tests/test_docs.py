@@ -29,3 +29,24 @@ def test_every_metric_and_explainer_is_documented():
     explainers = readme[readme.index("## Explainers"):readme.index("## How it works")]
     for e in builtin(Explainer):
         assert f"| `{e.name}` | {e.family} |" in explainers, e.name
+
+
+def test_readme_task_example_is_a_valid_task_file():
+    import yaml
+
+    from xbench.spec import parse_task
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Add a task"):readme.index("## Add an explainer")]
+    block = section.split("```yaml\n")[1].split("```")[0]
+    spec = parse_task(yaml.safe_load(block), "README.md")
+    assert spec.dataset.source == "path" and spec.dataset.params["rationale_format"] == "spans"
+
+
+def test_readme_lists_every_task_file():
+    from xbench.catalogue import task_specs
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Tasks"):readme.index("## What is measured")]
+    for name in task_specs():
+        assert f"`{name}`" in table or name.startswith("breast-cancer"), name

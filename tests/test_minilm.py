@@ -91,6 +91,7 @@ def test_generation_rule_holds_on_every_sentence():
     other = TemplatesSentiment(n_train=600, n_test=200).load(seed=4)
     assert [r.words for r in other.test] != [r.words for r in s.test]
     assert all(w == w.lower() for ws in NEUTRAL.values() for w in ws)
+    assert all(w[0] not in "aeiou" for w in POSITIVE["noun"] + NEGATIVE["noun"])  # "a {noun}" leaks nothing
 
 
 def test_bad_size_is_a_one_line_error():

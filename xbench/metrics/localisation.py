@@ -20,7 +20,6 @@ import numpy as np
 from ..errors import XBenchError
 from . import Context, Metric, k_of
 
-NO_POSITIVE = "no positive attribution: the relevance mass is undefined"
 RELEVANCE = ("positive", "abs", "signed")
 
 
@@ -64,7 +63,9 @@ class RelevanceMassAccuracy(_Localisation):
     share of the attribution mass that lies in G, Σ_{i∈G} r_i / Σ_i r_i. ``relevance`` says what r
     is: ``positive`` (default; r = max(a, 0), Arras et al.'s 'sum,pos' pooling: negative relevance is
     evidence against the class, not mass to place), ``abs`` (r = |a|) or ``signed`` (r = a, Quantus's
-    default, unbounded when a has both signs). An example with Σ r = 0 fails with a reason."""
+    default, unbounded when a has both signs). An example with Σ r = 0 (e.g. no positive attribution
+    anywhere) places no mass on G and scores 0; the run's notes count such examples. (An all-zero
+    attribution is still a failure: there is nothing to measure.)"""
 
     name = "relevance_mass_accuracy"
     params = {"relevance": "positive"}
@@ -82,15 +83,15 @@ class RelevanceMassAccuracy(_Localisation):
         how = self.p["relevance"]
         return np.maximum(a, 0.0) if how == "positive" else np.abs(a) if how == "abs" else a
 
-    def why_not(self, ctx: Context, i: int) -> str | None:
-        why = super().why_not(ctx, i)
-        if why is None and self.relevance(np.asarray(ctx.expl.attributions[i], dtype=np.float64)).sum() == 0:
-            return NO_POSITIVE
-        return why
-
-    def score_one(self, ctx: Context, i: int, state) -> float:
-        r = self.relevance(np.asarray(ctx.expl.attributions[i], dtype=np.float64))
-        return float(r[self.gold(ctx, i)].sum() / r.sum())
+    def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
+        out, empty = [], 0
+        for i in idx:
+            r = self.relevance(np.asarray(ctx.expl.attributions[i], dtype=np.float64))
+            total = r.sum()
+            empty += total == 0
+            out.append(0.0 if total == 0 else float(r[self.gold(ctx, i)].sum() / total))
+        self.notes = {"examples_without_relevance_mass": int(empty)}
+        return np.array(out)
 
 
 class RelevanceRankAccuracy(_Localisation):
