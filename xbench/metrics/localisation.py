@@ -69,7 +69,7 @@ class RelevanceMassAccuracy(_Localisation):
 
     name = "relevance_mass_accuracy"
     params = {"relevance": "positive"}
-    formula = "Σ_{i∈G} r_i / Σ_i r_i,  r = max(a, 0)  (relevance: abs → |a|, signed → a)"
+    formula = "Σ_{i∈G} r_i / Σ_i r_i,  r = max(a, 0); 0 if Σ_i r_i = 0  (relevance: abs → |a|, signed → a)"
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
