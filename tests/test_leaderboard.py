@@ -57,3 +57,27 @@ def test_markdown_and_cli_formats(tmp_path, capsys):
         assert check(capsys.readouterr().out)
     assert main(["leaderboard", str(tmp_path / "nope")]) == 2
     assert to_markdown(summarize(scores_frame())).startswith("# xbench leaderboard")
+
+
+def test_summary_has_rank_groups_and_anchored_scores():
+    """A is clearly best; B and C differ by noise only, so they share ranks 2–3; anchored scores put
+    random at 0 and the ideal (comprehensiveness 1) at 1."""
+    import numpy as np
+    import pandas as pd
+
+    from xbench.leaderboard import summarize, to_markdown
+
+    rng = np.random.default_rng(0)
+    n = 40
+    vals = {"A": 0.9 + 0.01 * rng.standard_normal(n), "B": 0.5 + 0.05 * rng.standard_normal(n),
+            "C": 0.5 + 0.05 * rng.standard_normal(n), "random": np.full(n, 0.1)}
+    rows = [("t", e, "comprehensiveness", str(i), float(v[i]), "") for e, v in vals.items() for i in range(n)]
+    scores = pd.DataFrame(rows, columns=["task", "explainer", "metric", "example", "value", "error"])
+    lb = summarize(scores, n_resamples=200).set_index("explainer")
+    assert lb.loc["A", "rank_group"] == "1"
+    assert lb.loc["B", "rank_group"] == lb.loc["C", "rank_group"] == "2–3"
+    assert lb.loc["random", "rank_group"] == "4"
+    assert lb.loc["random", "anchored"] == 0.0
+    assert lb.loc["A", "anchored"] == pytest.approx((vals["A"].mean() - 0.1) / 0.9)
+    assert lb.loc["B", "p_vs_best"] < 0.05
+    assert "#2–3" in to_markdown(lb.reset_index())

@@ -19,7 +19,7 @@ from .io import atomic_write, atomic_write_json, atomic_write_text
 from .seeding import np_rng
 
 ROW_FIELDS = ["task", "explainer", "metric", "family", "direction", "mean", "median", "ci_low", "ci_high",
-              "n", "n_failed", "rank"]
+              "n", "n_failed", "rank", "rank_group", "p_vs_best", "anchored"]
 ARROW = {"higher": "↑", "lower": "↓"}
 
 
@@ -49,12 +49,27 @@ def summarize(scores: pd.DataFrame, n_resamples: int = 1000) -> pd.DataFrame:
                      "direction": meta.direction, "mean": float(ok.mean()) if len(ok) else float("nan"),
                      "median": float(np.median(ok)) if len(ok) else float("nan"), "ci_low": lo, "ci_high": hi,
                      "n": int(len(ok)), "n_failed": int(len(g) - len(ok))})
-    df = pd.DataFrame(rows, columns=ROW_FIELDS[:-1])
+    df = pd.DataFrame(rows, columns=ROW_FIELDS[:ROW_FIELDS.index("rank")])
     df["rank"] = 0
     for (_, metric), g in df.groupby(["task", "metric"], sort=False):
         asc = g["direction"].iloc[0] == "lower"
         df.loc[g.index, "rank"] = g["mean"].rank(method="min", ascending=asc, na_option="bottom").astype(int)
-    return df
+    return add_statistics(df, scores)
+
+
+def add_statistics(df: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Add ``rank_group`` (explainers whose paired Wilcoxon tests, Holm-corrected within the task and
+    metric, show no significant difference share a span of ranks, e.g. "1–3"), ``p_vs_best`` and the
+    random-anchored score ``anchored`` = (s − s_random) / (s_ideal − s_random) (see :mod:`xbench.stats`)."""
+    from .stats import anchored, paired_tests, rank_groups
+
+    key = ["task", "explainer", "metric"]
+    groups = rank_groups(df, paired_tests(scores))[key + ["group", "p_vs_best"]]
+    out = df.merge(groups.rename(columns={"group": "rank_group"}), on=key, how="left")
+    anch = anchored(df[key + ["mean"]])[key + ["anchored"]]
+    out = out.merge(anch, on=key, how="left")
+    out["rank_group"] = out["rank_group"].fillna("–")
+    return out[ROW_FIELDS]
 
 
 def _fmt(v: float, family: str) -> str:
@@ -70,8 +85,9 @@ FAMILY_ORDER = ("faithfulness", "ground_truth", "plausibility", "localisation", 
 
 
 def _cell(r: pd.Series) -> str:
+    rank = r.get("rank_group") if isinstance(r.get("rank_group"), str) else r["rank"]
     cell = f"{_fmt(r['mean'], r['family'])} [{_fmt(r['ci_low'], r['family'])}, {_fmt(r['ci_high'], r['family'])}]" \
-           f" #{r['rank']}"
+           f" #{rank}"
     return cell + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
 
 
@@ -100,8 +116,9 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str
             headers = ["explainer"] + [f"{m} {ARROW[fg[fg['metric'] == m]['direction'].iloc[0]]}" for m in metrics]
             tables.append(f"### {fam}\n\n" + tabulate(table, headers=headers, tablefmt="github"))
         parts.append(head + "\n\n".join(tables))
-    legend = ("Cells: mean [95% bootstrap CI] #rank within the metric (1 = best; ↑ higher is better, "
-              "↓ lower is better). Rows are ordered by mean rank over the non-cost metrics; n/a: the metric "
+    legend = ("Cells: mean [95% bootstrap CI] #rank group within the metric (1 = best; ↑ higher is better, "
+              "↓ lower is better; explainers not significantly different by a paired Wilcoxon test, Holm-"
+              "corrected, share a span of ranks such as 1–3). Rows are ordered by mean rank over the non-cost metrics; n/a: the metric "
               "does not apply to that explainer (e.g. seed stability of a deterministic one).")
     return "# xbench leaderboard\n\n" + legend + "\n\n" + "\n\n".join(parts) + "\n"
 
