@@ -81,3 +81,26 @@ def test_summary_has_rank_groups_and_anchored_scores():
     assert lb.loc["A", "anchored"] == pytest.approx((vals["A"].mean() - 0.1) / 0.9)
     assert lb.loc["B", "p_vs_best"] < 0.05
     assert "#2–3" in to_markdown(lb.reset_index())
+
+
+def test_task_summary_pareto_and_family_disagreement():
+    """Three explainers: F is faithful and slow, P plausible and fast, random neither. Faithfulness and
+    plausibility order them mostly oppositely (mean Kendall τ = −1/3), and nobody dominates F or P on
+    (faithfulness, cost); Q is less faithful and slower than F."""
+    import pandas as pd
+
+    from xbench.leaderboard import summarize, task_summary, to_latex
+
+    means = {"comprehensiveness": {"F": 0.9, "P": 0.3, "Q": 0.5, "random": 0.1},
+             "token_f1": {"F": 0.2, "P": 0.9, "Q": 0.6, "random": 0.5},
+             "seconds": {"F": 2.0, "P": 0.1, "Q": 3.0, "random": 0.001}}
+    rows = [("t", e, m, str(i), v + 0.001 * i, "") for m, d in means.items() for e, v in d.items() for i in range(8)]
+    lb = summarize(pd.DataFrame(rows, columns=["task", "explainer", "metric", "example", "value", "error"]),
+                   n_resamples=100)
+    summary, flags = task_summary(lb)
+    s = summary.set_index("explainer")
+    assert not s.loc["F", "dominated"] and not s.loc["P", "dominated"] and not s.loc["random", "dominated"]
+    assert s.loc["Q", "dominated"]  # F is more faithful and cheaper
+    assert s.loc["random", "faithfulness_anchored"] == 0.0
+    assert any("faithfulness and plausibility disagree on t" in f for f in flags)
+    assert "\\toprule" in to_latex(lb)

@@ -91,6 +91,57 @@ def _cell(r: pd.Series) -> str:
     return cell + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
 
 
+def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per (task, explainer): mean per-metric rank in each family and overall (every quality family
+    weighs the same; cost is not quality), the mean random-anchored faithfulness score, seconds per
+    example, and whether another explainer is at least as faithful and as cheap (Pareto-dominated).
+    Also the flags of metric families that rank explainers in opposite orders (mean Kendall τ < 0)."""
+    from .stats import aggregate_ranks, metric_agreement, pareto_front
+
+    if lb.empty:
+        return pd.DataFrame(), []
+    agg = aggregate_ranks(lb[["task", "explainer", "metric", "rank"]], dict(zip(lb["metric"], lb["family"])))
+    wide = agg.pivot_table(index=["task", "explainer"], columns="scope", values="mean_rank", sort=False)
+    fams = [f for f in FAMILY_ORDER if f"family:{f}" in wide.columns] + \
+        sorted(c[7:] for c in wide.columns if c.startswith("family:") and c[7:] not in FAMILY_ORDER)
+    wide = wide[[f"family:{f}" for f in fams] + (["overall"] if "overall" in wide.columns else [])]
+    wide.columns = [c.replace("family:", "rank_") if c != "overall" else "rank_overall" for c in wide.columns]
+    faith = lb[lb["family"] == "faithfulness"].groupby(["task", "explainer"], sort=False)["anchored"].mean()
+    secs = lb[lb["metric"] == "seconds"].set_index(["task", "explainer"])["mean"]
+    out = wide.join(faith.rename("faithfulness_anchored"), how="left").join(secs.rename("seconds"), how="left")
+    if len(secs) and faith.notna().any():
+        front = pareto_front(faith.dropna(), secs)
+        out = out.join(front.set_index(["task", "explainer"])[["dominated"]], how="left")
+    flags = []
+    quality = lb[lb["family"] != "cost"]
+    if len(quality):
+        agree = metric_agreement(quality[["task", "explainer", "metric", "mean"]],
+                                 dict(zip(lb["metric"], lb["direction"])), dict(zip(lb["metric"], lb["family"])))
+        flags = list(agree.flags)
+    out = out.reset_index().sort_values(["task", "rank_overall"], kind="stable") if "rank_overall" in out.columns \
+        else out.reset_index()
+    return out, flags
+
+
+def _summary_table(summary: pd.DataFrame, task: str, fmt: str = "github") -> str:
+    g = summary[summary["task"] == task].drop(columns="task")
+    cols = [c for c in g.columns if c != "explainer"]
+    head = ["explainer"] + [c.replace("rank_", "rank: ") for c in cols]
+    rows = []
+    for _, r in g.iterrows():
+        row = [r["explainer"]]
+        for c in cols:
+            v = r[c]
+            if c == "dominated":
+                row.append("" if pd.isna(v) else ("dominated" if v else "Pareto front"))
+            elif isinstance(v, (float, np.floating)):
+                row.append("–" if not np.isfinite(v) else (f"{v:.3g}" if c == "seconds" else f"{v:.2f}"))
+            else:
+                row.append(v)
+        rows.append(row)
+    return tabulate(rows, headers=head, tablefmt=fmt)
+
+
 def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
     """Per task, one GitHub table per metric family: explainers x metrics, 'mean [ci_low, ci_high] #rank'."""
     parts = []
@@ -106,6 +157,16 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str
                      f"target `{info['target']}`; granularity `{info['granularity']}`"
                      + (f"; model held-out accuracy {acc:.3f}" if acc is not None else "") + ".\n\n")
         tables = []
+        if "rank_group" in g.columns and g["rank_group"].notna().any():
+            summary, flags = task_summary(g)
+            if not summary.empty and "rank_overall" in summary.columns:
+                note = ("Mean rank per family and overall (families weigh equally; cost is not quality), "
+                        "mean random-anchored faithfulness ((s − s_random)/(s_ideal − s_random): 0 = random, "
+                        "1 = ideal), seconds per example, and the cost–faithfulness Pareto front.")
+                text = f"### summary\n\n{note}\n\n" + _summary_table(summary, task)
+                if flags:
+                    text += "\n\n" + "\n".join(f"- ⚠ {f}" for f in flags)
+                tables.append(text)
         families = [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER))
         for fam in families:
             fg = g[g["family"] == fam]
@@ -123,9 +184,33 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str
     return "# xbench leaderboard\n\n" + legend + "\n\n" + "\n\n".join(parts) + "\n"
 
 
+def to_latex(lb: pd.DataFrame) -> str:
+    """Per task, the summary table and one booktabs table per metric family (tabulate's
+    ``latex_booktabs``); cells as in the Markdown tables."""
+    parts = []
+    for task, g in lb.groupby("task", sort=False):
+        parts.append(f"% task: {task}")
+        summary, _ = task_summary(g)
+        if not summary.empty:
+            parts.append(_summary_table(summary, task, "latex_booktabs"))
+        for fam in [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER)):
+            fg = g[g["family"] == fam]
+            metrics = list(dict.fromkeys(fg["metric"]))
+            cells = {(r["explainer"], r["metric"]): _cell(r) for _, r in fg.iterrows()}
+            explainers = list(dict.fromkeys(fg["explainer"]))
+            table = [[e] + [cells.get((e, m), "n/a") for m in metrics] for e in explainers]
+            parts.append(f"% {task}: {fam}\n" + tabulate(table, headers=["explainer"] + metrics,
+                                                          tablefmt="latex_booktabs"))
+    return "\n\n".join(parts) + "\n"
+
+
 def write_leaderboard(run_dir: Path, scores: pd.DataFrame, manifest: dict[str, Any] | None = None) -> pd.DataFrame:
     lb = summarize(scores)
     run_dir = Path(run_dir)
+    atomic_write_text(run_dir / "leaderboard.tex", to_latex(lb))
+    summary, flags = task_summary(lb)
+    atomic_write_json(run_dir / "summary.json", {"explainers": json.loads(summary.to_json(orient="records")),
+                                                 "family_disagreement": flags})
     atomic_write_json(run_dir / "leaderboard.json", json.loads(lb.to_json(orient="records")))
     atomic_write(run_dir / "leaderboard.csv", lambda f: lb.to_csv(f, index=False))
     atomic_write_text(run_dir / "leaderboard.md", to_markdown(lb, manifest))
