@@ -154,7 +154,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not (run / "leaderboard.json").exists():
         raise XBenchError(f"{run}: not a run directory (no leaderboard.json)")
     lb = load_leaderboard(run)
-    if args.format == "json":
+    if args.plots:
+        from .plots import write_plots
+
+        files = write_plots(run)
+        print(f"wrote {len(files)} plot files under {run / 'plots'}/", file=sys.stderr)
+    if args.format == "latex":
+        from .leaderboard import to_latex
+
+        print(to_latex(lb), end="")
+    elif args.format == "json":
         print((run / "leaderboard.json").read_text(), end="")
     elif args.format == "csv":
         print(lb.to_csv(index=False), end="")
@@ -188,7 +197,9 @@ def parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_run)
     pb = sub.add_parser("leaderboard", help="print a run's leaderboard")
     pb.add_argument("run_dir")
-    pb.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    pb.add_argument("--format", choices=["md", "csv", "json", "latex"], default="md")
+    pb.add_argument("--plots", action="store_true",
+                    help="also write plots (cost-quality, metric agreement, critical difference) to RUN_DIR/plots/")
     pb.set_defaults(func=cmd_leaderboard)
     from .eraser_export import add_arguments as eraser_arguments
 
