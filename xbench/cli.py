@@ -26,20 +26,16 @@ def _names(value: str | None) -> list[str] | None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .catalogue import task_specs
-    from .data import DatasetSource
     from .explainers import Explainer
     from .metrics import Metric
 
     rows: list[dict[str, Any]]
     if args.what == "tasks":
-        from .models import ModelSource
+        from .task import sources
 
         rows = []
         for s in task_specs().values():
-            ds = DatasetSource.registry.get(s.dataset.source)(**s.dataset.params)
-            ds.task_path = s.path
-            ms = ModelSource.registry.get(s.model.source)(**s.model.params)
-            ms.task_path = s.path
+            ds, ms = sources(s)
             why = None
             if args.check:
                 try:
@@ -114,26 +110,10 @@ def build_config(args: argparse.Namespace):
                      cache=not args.no_cache)
 
 
-def check_available(specs: list) -> None:
-    """Raise the first task's one-line reason it cannot run here (data missing, network needed), before
-    anything is written."""
-    from .data import DatasetSource
-    from .models import ModelSource
-
-    for s in specs:
-        ds = DatasetSource.registry.get(s.dataset.source)(**s.dataset.params)
-        ms = ModelSource.registry.get(s.model.source)(**s.model.params)
-        ds.task_path = ms.task_path = s.path
-        why = ds.unavailable() or ms.unavailable()
-        if why:
-            raise XBenchError(f"{s.path}: {why}")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import Runner, default_out
 
     cfg = build_config(args)
-    check_available(cfg.tasks)
     out = Path(args.out) if args.out else default_out(cfg.suite)
     progress = not args.no_progress and sys.stderr.isatty()
     runner = Runner(cfg, out, progress=progress)

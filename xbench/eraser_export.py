@@ -205,7 +205,7 @@ def write_scorer_data(spec: Any, annotation_ids: Sequence[str], out_dir: str | P
         raise XBenchError(f"{spec.path}: dataset source {spec.dataset.source!r} is not 'eraser'")
     src = DatasetSource.registry.get("eraser")(**spec.dataset.params)
     src.task_path = spec.path
-    root, split = src._root(), src.p["test_split"]
+    root, split = src.locate(), src.p["test_split"]
     keep = set(annotation_ids)
     with open(root / f"{split}.jsonl", encoding="utf-8") as f:
         lines = [ln for ln in f if ln.strip() and json.loads(ln)["annotation_id"] in keep]

@@ -124,7 +124,7 @@ def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _summary_table(summary: pd.DataFrame, task: str, fmt: str = "github") -> str:
-    g = summary[summary["task"] == task].drop(columns="task")
+    g = summary[summary["task"] == task].drop(columns="task").dropna(axis=1, how="all")  # other tasks' families
     cols = [c for c in g.columns if c != "explainer"]
     head = ["explainer"] + [c.replace("rank_", "rank: ") for c in cols]
     rows = []
@@ -142,8 +142,10 @@ def _summary_table(summary: pd.DataFrame, task: str, fmt: str = "github") -> str
     return tabulate(rows, headers=head, tablefmt=fmt)
 
 
-def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
+def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
+                summary: tuple[pd.DataFrame, list[str]] | None = None) -> str:
     """Per task, one GitHub table per metric family: explainers x metrics, 'mean [ci_low, ci_high] #rank'."""
+    overview, flags = summary if summary is not None else task_summary(lb)
     parts = []
     for task, g in lb.groupby("task", sort=False):
         quality = g[g["family"] != "cost"]
@@ -157,16 +159,15 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str
                      f"target `{info['target']}`; granularity `{info['granularity']}`"
                      + (f"; model held-out accuracy {acc:.3f}" if acc is not None else "") + ".\n\n")
         tables = []
-        if "rank_group" in g.columns and g["rank_group"].notna().any():
-            summary, flags = task_summary(g)
-            if not summary.empty and "rank_overall" in summary.columns:
-                note = ("Mean rank per family and overall (families weigh equally; cost is not quality), "
-                        "mean random-anchored faithfulness ((s − s_random)/(s_ideal − s_random): 0 = random, "
-                        "1 = ideal), seconds per example, and the cost–faithfulness Pareto front.")
-                text = f"### summary\n\n{note}\n\n" + _summary_table(summary, task)
-                if flags:
-                    text += "\n\n" + "\n".join(f"- ⚠ {f}" for f in flags)
-                tables.append(text)
+        if "rank_overall" in overview.columns and task in set(overview["task"]):
+            note = ("Mean rank per family and overall (families weigh equally; cost is not quality), "
+                    "mean random-anchored faithfulness ((s − s_random)/(s_ideal − s_random): 0 = random, "
+                    "1 = ideal), seconds per example, and the cost–faithfulness Pareto front.")
+            text = f"### summary\n\n{note}\n\n" + _summary_table(overview, task)
+            mine = [f for f in flags if f" on {task} (" in f]
+            if mine:
+                text += "\n\n" + "\n".join(f"- ⚠ {f}" for f in mine)
+            tables.append(text)
         families = [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER))
         for fam in families:
             fg = g[g["family"] == fam]
@@ -184,14 +185,14 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str
     return "# xbench leaderboard\n\n" + legend + "\n\n" + "\n\n".join(parts) + "\n"
 
 
-def to_latex(lb: pd.DataFrame) -> str:
+def to_latex(lb: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     """Per task, the summary table and one booktabs table per metric family (tabulate's
     ``latex_booktabs``); cells as in the Markdown tables."""
+    summary = task_summary(lb)[0] if summary is None else summary
     parts = []
     for task, g in lb.groupby("task", sort=False):
         parts.append(f"% task: {task}")
-        summary, _ = task_summary(g)
-        if not summary.empty:
+        if not summary.empty and task in set(summary["task"]):
             parts.append(_summary_table(summary, task, "latex_booktabs"))
         for fam in [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER)):
             fg = g[g["family"] == fam]
@@ -207,13 +208,13 @@ def to_latex(lb: pd.DataFrame) -> str:
 def write_leaderboard(run_dir: Path, scores: pd.DataFrame, manifest: dict[str, Any] | None = None) -> pd.DataFrame:
     lb = summarize(scores)
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / "leaderboard.tex", to_latex(lb))
-    summary, flags = task_summary(lb)
+    summary, flags = task_summary(lb)  # once, for every output
+    atomic_write_text(run_dir / "leaderboard.tex", to_latex(lb, summary))
     atomic_write_json(run_dir / "summary.json", {"explainers": json.loads(summary.to_json(orient="records")),
                                                  "family_disagreement": flags})
     atomic_write_json(run_dir / "leaderboard.json", json.loads(lb.to_json(orient="records")))
     atomic_write(run_dir / "leaderboard.csv", lambda f: lb.to_csv(f, index=False))
-    atomic_write_text(run_dir / "leaderboard.md", to_markdown(lb, manifest))
+    atomic_write_text(run_dir / "leaderboard.md", to_markdown(lb, manifest, (summary, flags)))
     return lb
 
 

@@ -21,7 +21,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from .io import atomic_write, atomic_write_json, atomic_write_text
 from .metrics import BAD_ATTRIBUTIONS, Context, Metric
 from .perturb import PerturbationEngine
 from .spec import TaskSpec
-from .task import Task, load_task
+from .task import Task, check_available, load_task
 
 SCORE_COLUMNS = ["task", "explainer", "metric", "example", "value", "error", "replacement", "target", "seed"]
 
@@ -188,6 +188,7 @@ class Runner:
 
     def run(self) -> Path:
         cfg, out = self.config, self.out
+        check_available(cfg.tasks)  # before anything is written: a task that cannot run here leaves no run dir
         out.mkdir(parents=True, exist_ok=True)
         t_start = time.time()
         manifest: dict[str, Any] = {

@@ -4,13 +4,10 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .data import DatasetSource, Record
+from .data import DatasetSource
 from .errors import XBenchError
 from .models import ModelSource
 from .dense import DenseExample, encode_arrays
@@ -58,17 +55,29 @@ def resolve_task(name_or_path: str, tasks_dir: Path | None = None) -> TaskSpec:
     return specs[name_or_path]
 
 
+def sources(spec: TaskSpec) -> tuple[DatasetSource, ModelSource]:
+    """The task's dataset and model sources, resolving relative paths against its file."""
+    source = DatasetSource.registry.get(spec.dataset.source)(**spec.dataset.params)
+    msource = ModelSource.registry.get(spec.model.source)(**spec.model.params)
+    source.task_path = msource.task_path = spec.path  # data and model folders may be relative to the file
+    return source, msource
+
+
+def check_available(specs: list[TaskSpec]) -> None:
+    """Raise the first task's one-line reason it cannot run here (data missing, network needed). Quick:
+    sources answer without waiting on the network."""
+    for spec in specs:
+        for s in sources(spec):
+            reason = s.unavailable()
+            if reason:
+                raise XBenchError(f"{spec.path}: {reason}")
+
+
 def load_task(spec: TaskSpec, n: int | None = None) -> Task:
     """Build the dataset, get (train or load) the model, and encode the first ``n`` test examples."""
     t0 = time.perf_counter()
-    source = DatasetSource.registry.get(spec.dataset.source)(**spec.dataset.params)
-    source.task_path = spec.path
-    msource = ModelSource.registry.get(spec.model.source)(**spec.model.params)
-    msource.task_path = spec.path  # a local model folder may be named relative to the task file
-    for s in (source, msource):
-        reason = s.unavailable()
-        if reason:
-            raise XBenchError(f"{spec.path}: {reason}")
+    check_available([spec])
+    source, msource = sources(spec)
     splits = source.load(spec.dataset.seed)
     model, tokenizer, minfo = msource.load(spec, splits)
     records = splits.test if n is None else splits.test[:n]

@@ -62,8 +62,24 @@ class DatasetSource(Registered):
 
     def unavailable(self) -> str | None:
         """Why this source cannot load here (e.g. "needs network: dataset X"), or None. Must be quick
-        and must never wait on the network: the CLI calls it before loading."""
+        and must never wait on the network: the CLI calls it before loading. By default: the one-line
+        error of :meth:`locate`, if it raises."""
+        try:
+            self.locate()
+        except XBenchError as e:
+            return str(e)
         return None
+
+    def locate(self) -> Any:
+        """Find the source's files (raising ``XBenchError('needs data: ...')`` if absent); None if it
+        needs none."""
+        return None
+
+    def capped_size(self, counts: dict[str, int], may_drop_test: bool = False) -> str:
+        """'train/test' from per-split counts, capped by ``n_train``/``n_test``; '≤' marks a test count
+        that filtering may lower."""
+        n = {s: v if self.p.get(f"n_{s}") is None else min(v, self.p[f"n_{s}"]) for s, v in counts.items()}
+        return f"{n['train']}/{'≤' if may_drop_test else ''}{n['test']}"
 
     def data_path(self, value: str) -> Path:
         """Resolve a data path from ``dataset.params``: ``~`` and ``$VARS`` expanded; a relative path is

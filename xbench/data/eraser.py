@@ -69,7 +69,7 @@ class Eraser(DatasetSource):
         "drop_empty_rationale": False,  # drop test annotations whose (cut) rationale is empty
     }
 
-    def _root(self) -> Path:
+    def locate(self) -> Path:
         if not self.p["path"]:
             raise XBenchError("dataset source 'eraser': field 'dataset.params.path' is required")
         root = self.data_path(self.p["path"])
@@ -82,20 +82,12 @@ class Eraser(DatasetSource):
     def size(self) -> str:
         """Annotations per split, from the line counts (``≤``: test annotations may be dropped)."""
         try:
-            root = self._root()
+            root = self.locate()
             n = {s: sum(1 for ln in open(root / f"{self.p[f'{s}_split']}.jsonl", encoding="utf-8") if ln.strip())
                  for s in ("train", "test")}
         except (XBenchError, OSError):
             return super().size()
-        n = {s: v if self.p[f"n_{s}"] is None else min(v, self.p[f"n_{s}"]) for s, v in n.items()}
-        return f"{n['train']}/{'≤' if self.p['drop_empty_rationale'] else ''}{n['test']}"
-
-    def unavailable(self) -> str | None:
-        try:
-            self._root()
-        except XBenchError as e:
-            return str(e)
-        return None
+        return self.capped_size(n, self.p["drop_empty_rationale"])
 
     def load(self, seed: int) -> Splits:
         p = self.p
@@ -111,7 +103,7 @@ class Eraser(DatasetSource):
         if cut is not None and (not isinstance(cut, int) or isinstance(cut, bool) or cut <= 0):
             raise XBenchError(f"dataset source 'eraser': field 'dataset.params.max_words' must be a positive "
                               f"integer; got {cut!r}")
-        root = self._root()
+        root = self.locate()
         docs: dict[str, list[str]] = {}
         stats: dict[str, Any] = {"evidence_text_mismatches": 0, "empty_evidence_spans": 0, "no_evidence": 0}
         raw = {split: self._read_split(root, p[f"{split}_split"], docs, stats) for split in ("train", "test")}

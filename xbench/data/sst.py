@@ -139,7 +139,7 @@ class SSTTrees(DatasetSource):
         "unescape": True,
     }
 
-    def _files(self) -> dict[str, Path]:
+    def locate(self) -> dict[str, Path]:
         root = self.data_path(self.p["path"])
         files = {s: root / f"{self.p[f'{s}_split']}.txt" for s in ("train", "test")}
         for f in files.values():
@@ -150,20 +150,12 @@ class SSTTrees(DatasetSource):
     def size(self) -> str:
         """Binary sentences per split, from the root labels (``≤``: test sentences may be dropped)."""
         try:
-            files = self._files()
+            files = self.locate()
             n = {s: sum(1 for ln in open(f, encoding="utf-8") if ln.strip() and ln.lstrip()[1:2] != "2")
                  for s, f in files.items()}
         except (XBenchError, OSError):
             return super().size()
-        n = {s: v if self.p[f"n_{s}"] is None else min(v, self.p[f"n_{s}"]) for s, v in n.items()}
-        return f"{n['train']}/{'≤' if self.p['drop_empty_rationale'] else ''}{n['test']}"
-
-    def unavailable(self) -> str | None:
-        try:
-            self._files()
-        except XBenchError as e:
-            return str(e)
-        return None
+        return self.capped_size(n, self.p["drop_empty_rationale"])
 
     def load(self, seed: int) -> Splits:
         p = self.p
@@ -172,7 +164,7 @@ class SSTTrees(DatasetSource):
                               f"3 or 4; got {p['polar_threshold']!r}")
         info: dict = {"dropped_neutral": {}, "dropped_empty_rationale": {}, "polar_threshold": p["polar_threshold"]}
         out = {}
-        for split, path in self._files().items():
+        for split, path in self.locate().items():
             trees = read_trees(path)
             recs, neutral, empty = [], 0, 0
             for n, t in enumerate(trees):

@@ -18,19 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import XBenchError
-from . import Context, Metric, k_of
+from . import Context, k_of
+from .plausibility import _Plausibility
 
 RELEVANCE = ("positive", "abs", "signed")
 
 
-class _Localisation(Metric):
-    family = "localisation"
-    direction, ideal = "higher", 1.0
-    range = (0.0, 1.0)
-    needs = frozenset({"rationale"})
+class _Localisation(_Plausibility):
+    """Agreement with the gold mask, under the localisation literature's names (images first)."""
 
-    def gold(self, ctx: Context, i: int) -> np.ndarray:
-        return ctx.task.examples[i].rationale.astype(bool)
+    family = "localisation"
 
 
 class PointingGame(_Localisation):
@@ -104,8 +101,7 @@ class RelevanceRankAccuracy(_Localisation):
     formula = "|top_K ∩ G| / K,  K = |G|"
 
     def score_one(self, ctx: Context, i: int, state) -> float:
-        g = self.gold(ctx, i)
-        return float(g[ctx.order(i)[:int(g.sum())]].mean())
+        return float(self.gold(ctx, i)[self.topk(ctx, i)].mean())
 
 
 class TopKIntersection(_Localisation):

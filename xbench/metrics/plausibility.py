@@ -28,6 +28,10 @@ class _Plausibility(Metric):
     range = (0.0, 1.0)
     needs = frozenset({"rationale"})
 
+    def gold(self, ctx: Context, i: int) -> np.ndarray:
+        """G as a boolean mask over the example's features."""
+        return ctx.task.examples[i].rationale.astype(bool)
+
     def topk(self, ctx: Context, i: int) -> np.ndarray:
         """The hard rationale: the top-k features, with k = |G|."""
         return ctx.order(i)[:int(ctx.task.examples[i].rationale.sum())]
@@ -41,7 +45,7 @@ class TokenF1(_Plausibility):
     formula = "|top_k ∩ G| / |G|,  k = |G|"
 
     def score_one(self, ctx: Context, i: int, state) -> float:
-        g = ctx.task.examples[i].rationale.astype(bool)
+        g = self.gold(ctx, i)
         return float(g[self.topk(ctx, i)].sum() / g.sum())
 
 

@@ -153,8 +153,14 @@ class DenseClassifier:
 
     def outputs(self, rows: Sequence[tuple[Any, np.ndarray]], kind: str = "logit") -> np.ndarray:
         """Logits or probabilities for ``(example, keep)`` rows (see :meth:`DenseExample.perturb`)."""
-        x = np.stack([ex.materialize(k)[0] for ex, k in rows])
-        return self.forward_array(x, kind)
+        # build each example's inputs in one vectorised call (rows of one example are adjacent when
+        # the engine or a captum batch submits them), not one row at a time
+        parts, start = [], 0
+        for end in range(1, len(rows) + 1):
+            if end == len(rows) or rows[end][0] is not rows[start][0]:
+                parts.append(rows[start][0].materialize(np.stack([k for _, k in rows[start:end]])))
+                start = end
+        return self.forward_array(np.concatenate(parts), kind)
 
     def forward_array(self, x: np.ndarray, kind: str = "logit") -> np.ndarray:
         out = []

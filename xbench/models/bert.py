@@ -16,6 +16,7 @@ import torch
 
 from ..seeding import isolated_global_rng, torch_gen
 from . import ModelSource
+from .loop import fit
 from .text_train import accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
 
 __all__ = ["TrainBert", "accuracy", "build_word_tokenizer"]
@@ -106,17 +107,12 @@ class TrainBert(ModelSource):
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=steps,
                                                         pct_start=0.1)
             model.train()
-            for _ in range(p["epochs"]):
-                order = torch.randperm(len(labels), generator=gen)
-                for i in range(0, len(order), p["batch_size"]):
-                    idx = order[i:i + p["batch_size"]]
-                    ids = enc["input_ids"][idx]
-                    ids = mask_tokens(ids, allowed[idx], p["mask_prob"], tokenizer.mask_token_id, gen)
-                    out = model(input_ids=ids, attention_mask=enc["attention_mask"][idx], labels=labels[idx])
-                    opt.zero_grad()
-                    out.loss.backward()
-                    opt.step()
-                    sched.step()
+
+            def loss_of(idx: torch.Tensor) -> torch.Tensor:
+                ids = mask_tokens(enc["input_ids"][idx], allowed[idx], p["mask_prob"], tokenizer.mask_token_id, gen)
+                return model(input_ids=ids, attention_mask=enc["attention_mask"][idx], labels=labels[idx]).loss
+
+            fit(len(labels), p["epochs"], p["batch_size"], gen, opt, sched, loss_of)
         train_s = time.perf_counter() - t0
         model.eval()
         acc = accuracy(model, tokenizer, splits.test, task.max_length)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -22,6 +21,7 @@ from ..cache import cache_dir, content_key
 from ..errors import XBenchError
 from ..io import atomic_write, atomic_write_json
 from ..seeding import isolated_global_rng, torch_gen
+from .loop import fit
 
 TRAINER_VERSION = 1
 
@@ -50,15 +50,8 @@ def train_dense(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, epochs:
     steps = max(1, epochs * ((len(y) + batch_size - 1) // batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    fit(len(y), epochs, batch_size, gen, opt, sched,
+        lambda idx: torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]))
     model.eval()
 
 

@@ -31,6 +31,15 @@ def _norm(name: Any) -> str:
     return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
+def _index_of(x: Any, names: list[str], error: str) -> int:
+    """``x`` as an index into ``names``: an in-range integer, or one of the names."""
+    if isinstance(x, int) and not isinstance(x, bool) and 0 <= x < len(names):
+        return x
+    if str(x) in names:
+        return names.index(str(x))
+    raise XBenchError(error)
+
+
 def label_order(id2label: dict[int, str], classes: list[str], label_map: dict | None, where: str
                 ) -> tuple[list[int], str]:
     """``perm`` with ``perm[c]`` = the model output for dataset class c, and how it was found."""
@@ -43,20 +52,10 @@ def label_order(id2label: dict[int, str], classes: list[str], label_map: dict | 
     if label_map:
         perm = [-1] * n
         for k, v in label_map.items():
-            if isinstance(k, int) and not isinstance(k, bool) and 0 <= k < n:
-                m = k
-            elif str(k) in names:
-                m = names.index(str(k))
-            else:
-                raise XBenchError(f"{where}: field 'model.params.label_map': {k!r} is not a model label "
-                                  f"({', '.join(names)}) or output index")
-            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n:
-                c = v
-            elif str(v) in classes:
-                c = classes.index(str(v))
-            else:
-                raise XBenchError(f"{where}: field 'model.params.label_map': {v!r} is not a dataset class "
-                                  f"({', '.join(classes)}) or class index")
+            m = _index_of(k, names, f"{where}: field 'model.params.label_map': {k!r} is not a model label "
+                                    f"({', '.join(names)}) or output index")
+            c = _index_of(v, classes, f"{where}: field 'model.params.label_map': {v!r} is not a dataset class "
+                                      f"({', '.join(classes)}) or class index")
             if perm[c] != -1:
                 raise XBenchError(f"{where}: field 'model.params.label_map': two model labels map to "
                                   f"class {classes[c]!r}")

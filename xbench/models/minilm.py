@@ -26,6 +26,7 @@ import torch
 from ..errors import XBenchError
 from ..seeding import derive_seed, isolated_global_rng, np_rng, torch_gen
 from . import ModelSource
+from .loop import fit
 from .text_train import (accuracy, check_min_accuracy, encode, mask_tokens, maskable, model_cache_path,
                          save_trained)
 
@@ -165,19 +166,15 @@ class FinetuneMiniLM(ModelSource):
             opt = torch.optim.AdamW(trainable, lr=p["lr"], weight_decay=p["weight_decay"])
             sched = get_linear_schedule_with_warmup(opt, int(round(p["warmup"] * steps)), steps)
             model.train()
-            for _ in range(p["epochs"]):
-                order = torch.randperm(len(records), generator=gen).tolist()
-                for i in range(0, len(order), p["batch_size"]):
-                    idx = order[i:i + p["batch_size"]]
-                    batch = [records[j] for j in idx]
-                    enc = encode(tokenizer, batch, length)
-                    enc["input_ids"] = mask_tokens(enc["input_ids"], maskable(enc, batch), p["mask_prob"],
-                                                   tokenizer.mask_token_id, gen)
-                    out = model(**enc, labels=labels[idx])
-                    opt.zero_grad()
-                    out.loss.backward()
-                    opt.step()
-                    sched.step()
+
+            def loss_of(idx: torch.Tensor) -> torch.Tensor:
+                batch = [records[j] for j in idx.tolist()]
+                enc = encode(tokenizer, batch, length)
+                enc["input_ids"] = mask_tokens(enc["input_ids"], maskable(enc, batch), p["mask_prob"],
+                                               tokenizer.mask_token_id, gen)
+                return model(**enc, labels=labels[idx]).loss
+
+            fit(len(records), p["epochs"], p["batch_size"], gen, opt, sched, loss_of)
         train_s = time.perf_counter() - t0
         model.eval()
         acc = accuracy(model, tokenizer, splits.test, task.max_length)
