@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     task = load_task(spec, n)
     load_s = time.perf_counter() - t0
     model = task.model
-    targets, _ = targets_for(task, PerturbationEngine(model, spec.replacement))
+    targets, _, _ = targets_for(task, PerturbationEngine(model, spec.replacement))
     model_hash = weights_hash(model.model)
     cfg = RunConfig([spec], explainers, suite.metrics, n=n, seed=args.seed, suite=suite.name,
                     cache=not args.no_attr_cache)

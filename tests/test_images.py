@@ -2,6 +2,7 @@
 that re-explain (stability, sanity) on images — against closed forms where there are any."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import numpy as np
@@ -339,3 +340,32 @@ def test_normalised_aopc_does_not_apply_to_images():
 
 def test_gold_is_the_top_left_patch():  # guards the helpers every hand computation above relies on
     assert task4().examples[0].rationale.tolist() == GOLD.reshape(-1).tolist()
+
+
+def test_trained_weights_do_not_depend_on_the_process_thread_count(tmp_path, monkeypatch):
+    """A small CNN trained in a 1-thread and in a 2-thread process gets the same weights, because
+    training is pinned to ``TRAIN_THREADS``; unpinned, the backward pass's thread split shows."""
+    from xbench.models import loop
+    from xbench.runner import weights_hash
+    from xbench.spec import parse_task
+    from xbench.task import load_task
+
+    spec = parse_task({"name": "shapes-mini", "modality": "image", "replacement": "zero",
+                       "dataset": {"source": "synthetic-shapes", "params": {"n_train": 512, "n_test": 16, "size": 16}},
+                       "model": {"source": "train-cnn", "params": {"channels": [8, 16], "epochs": 1},
+                                 "min_accuracy": 0.0}}, "shapes-mini.yaml")
+
+    def weights(threads: int, pinned: bool) -> str:
+        monkeypatch.setattr(loop, "TRAIN_THREADS", 1 if pinned else None)
+        monkeypatch.setenv("XBENCH_CACHE", str(tmp_path / f"{threads}-{pinned}"))  # a fresh cache: train
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return weights_hash(load_task(spec, n=4).model.model)
+        finally:
+            torch.set_num_threads(before)
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 CPU cores to show the thread split")
+    assert weights(1, True) == weights(2, True)
+    assert weights(1, False) != weights(2, False)  # what the pin prevents

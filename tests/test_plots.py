@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from xbench.leaderboard import summarize, task_summary
-from xbench.plots import agreement_heatmap, cd_diagram, cd_groups, cost_quality, token_heatmap, write_plots
+from xbench.plots import (agreement_heatmap, cd_diagram, cd_groups, cost_quality, curve_band, curve_plot, read_curves,
+                          token_heatmap, write_plots)
 from xbench.stats import FriedmanResult, metric_agreement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,12 +77,35 @@ def test_token_heatmap_plain_text(tmp_path):
     assert "<script>" not in svg
 
 
+def test_curve_band_and_plot(tmp_path):
+    v = np.array([[1.0, 0.5, 0.0], [1.0, 0.7, 0.2], [np.nan, 0.1, 0.1], [1.0, 0.6, 0.4]])
+    mean, lo, hi = curve_band(v, "t", "deletion_auc", "a")
+    np.testing.assert_allclose(mean, [1.0, 0.6, 0.2])  # the row with a NaN is left out
+    assert lo[0] == hi[0] == 1.0  # every example equal: a degenerate band at the value
+    assert lo[1] < 0.6 < hi[1] and 0.5 <= lo[1] and hi[1] <= 0.7  # inside the range of the means
+    again = curve_band(v, "t", "deletion_auc", "a")
+    assert all(np.array_equal(x, y) for x, y in zip((mean, lo, hi), again))  # seeded
+    paths = curve_plot({"alpha_expl": v, "random": v[::-1]}, "deletion_auc", "t", tmp_path,
+                       {"alpha_expl": 0.123, "random": 0.456})
+    check(paths, "alpha_expl (0.123)", "random (0.456)", "fraction of features removed")
+    paths = curve_plot({"alpha_expl": v}, "insertion_auc", "t", tmp_path)
+    check(paths, "fraction of features kept")
+    # read_curves: metric -> explainer -> array, from the runner's npz files
+    d = tmp_path / "run" / "curves" / "t"
+    d.mkdir(parents=True)
+    np.savez(d / "alpha_expl.npz", ids=np.array(["a", "b", "c", "d"]), deletion_auc=v)
+    got = read_curves(tmp_path / "run", "t")
+    assert list(got) == ["deletion_auc"] and np.array_equal(got["deletion_auc"]["alpha_expl"], v, equal_nan=True)
+
+
 def test_write_plots_on_committed_run(tmp_path):
     src = ROOT / "leaderboards" / "default"
     if not (src / "leaderboard.json").exists():
         pytest.skip("leaderboards/default/leaderboard.json is absent")
-    for f in ("leaderboard.json", "manifest.json"):
-        if (src / f).exists():
+    for f in ("leaderboard.json", "manifest.json", "curves", "examples", "explanations"):
+        if (src / f).is_dir():
+            shutil.copytree(src / f, tmp_path / f)
+        elif (src / f).exists():
             shutil.copy(src / f, tmp_path / f)
     files = write_plots(tmp_path)
     tasks = list(dict.fromkeys(pd.read_json(tmp_path / "leaderboard.json")["task"]))
@@ -90,6 +114,8 @@ def test_write_plots_on_committed_run(tmp_path):
     assert expected <= names
     if len(tasks) >= 2:
         assert {"cd_overall.png", "cd_overall.svg"} <= names
+    assert {f"curve_{t}_{m}.png" for t in tasks for m in ("deletion_auc", "insertion_auc")} <= names
+    assert any(n.startswith("tokens_synthetic-sentiment_") for n in names)
     for p in files:
         assert p.parent == tmp_path / "plots" and p.stat().st_size > 0
     assert not [p for p in (tmp_path / "plots").iterdir() if p.name.endswith(".tmp")]

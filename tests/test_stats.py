@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from xbench.errors import XBenchError
 from xbench.stats import (aggregate_ranks, anchored, cell_stats, friedman_nemenyi, holm, metric_agreement,
@@ -68,6 +69,26 @@ def test_paired_tests_wilcoxon_pairs_and_zero_handling():
     assert t.loc[("B", "C"), "p"] > 0.5
     lower = paired_tests(s, {"m": "lower"}).set_index(["explainer_a", "explainer_b"])
     assert lower.loc[("A", "B"), "better"] == "B"
+
+
+def test_paired_tests_small_samples_with_ties_use_the_normal_approximation():
+    """n = 12 with a zero and tied |d| (scipy's 'auto' would run a minutes-long permutation test):
+    zeros dropped (n' = 11), tie-corrected normal approximation, computed here by hand."""
+    a = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    d = np.array([0.0, 1, 1, -1, 2, 2, 3, -3, 4, 5, 6, 7])  # a - b
+    r = paired_tests(frame({("t", "a", "m"): a, ("t", "b", "m"): a - d}), {"m": "higher"}).iloc[0]
+    nz = d[d != 0]
+    ranks = pd.Series(np.abs(nz)).rank().to_numpy()      # average ranks of |d|: ties share
+    r_plus, r_minus = ranks[nz > 0].sum(), ranks[nz < 0].sum()
+    n = len(nz)
+    _, counts = np.unique(np.abs(nz), return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24 - (counts ** 3 - counts).sum() / 48
+    z = (min(r_plus, r_minus) - n * (n + 1) / 4) / np.sqrt(var)
+    assert r["statistic"] == min(r_plus, r_minus)
+    assert r["p"] == pytest.approx(2 * stats.norm.cdf(z), rel=1e-9)
+    # no ties, no zeros, n <= 50: the exact null distribution (all 12 positive: p = 2 / 2^12)
+    r = paired_tests(frame({("t", "a", "m"): a, ("t", "b", "m"): a - np.arange(1.0, 13)}), {"m": "higher"}).iloc[0]
+    assert r["p"] == pytest.approx(2 / 2**12, rel=1e-12)
 
 
 def test_paired_tests_use_only_common_successes():

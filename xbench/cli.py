@@ -153,6 +153,34 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    run = Path(args.run_dir)
+    if not (run / "leaderboard.json").exists():
+        raise XBenchError(f"{run}: not a run directory (no leaderboard.json)")
+    if args.examples < 0:
+        raise XBenchError("--examples must be >= 0")
+    out = Path(args.html) if args.html else run / "report.html"
+    write_report(run, out, args.examples, plots=not args.no_plots)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import PUBLISHED, publish
+
+    out = Path(args.out) if args.out else PUBLISHED / args.suite
+    progress = not args.no_progress and sys.stderr.isatty()
+    out, failures = publish(out, args.suite, args.seed, args.examples, progress)
+    print((out / "leaderboard.md").read_text())
+    print(f"published {out}/ (leaderboard.md, leaderboard.json, report.html, plots/, manifest.json)")
+    if failures:
+        print(f"xbench: error: {len(failures)} problem(s) with the input (see above)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="xbench", description="Benchmark explanation methods: faithfulness, plausibility, cost.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -181,6 +209,20 @@ def parser() -> argparse.ArgumentParser:
     pb.add_argument("--plots", action="store_true",
                     help="also write plots (cost-quality, metric agreement, critical difference) to RUN_DIR/plots/")
     pb.set_defaults(func=cmd_leaderboard)
+    pp = sub.add_parser("report", help="write a run's self-contained HTML report")
+    pp.add_argument("run_dir")
+    pp.add_argument("--html", help="output file (default RUN_DIR/report.html)")
+    pp.add_argument("--examples", type=int, default=20, help="examples per task in the viewer (default 20)")
+    pp.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
+    pp.set_defaults(func=cmd_report)
+    pu = sub.add_parser("publish", help="regenerate a published leaderboard: run the suite on the default tasks, "
+                                        "then write plots and the HTML report into leaderboards/<suite>/")
+    pu.add_argument("--suite", default="default", help="metric suite (default: default)")
+    pu.add_argument("--out", help="directory (default leaderboards/<suite>)")
+    pu.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    pu.add_argument("--examples", type=int, default=20, help="examples per task in the report's viewer")
+    pu.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pu.set_defaults(func=cmd_publish)
     from .eraser_export import add_arguments as eraser_arguments
 
     eraser_arguments(sub.add_parser("export-eraser", help="write a run's attributions as an ERASER results file"))

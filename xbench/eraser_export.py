@@ -156,7 +156,7 @@ def export_eraser(run_dir: str | Path, task: str | None = None, explainer: str |
         raise XBenchError(f"AOPC bins must be fractions in (0, 1]; got {list(bins)}")
 
     engine = PerturbationEngine(loaded.model, spec.replacement)
-    targets, pred = targets_for(loaded, engine)
+    targets, pred, _ = targets_for(loaded, engine)
     ctx = Context(loaded, expl, targets, engine, int(config.get("seed", 0)))
     plans = []
     for i, ex in enumerate(loaded.examples):

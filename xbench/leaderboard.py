@@ -93,7 +93,8 @@ def _cell(r: pd.Series) -> str:
 
 def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Per (task, explainer): mean per-metric rank in each family and overall (every quality family
-    weighs the same; cost is not quality), the mean random-anchored faithfulness score, seconds per
+    weighs the same; cost is not quality), ``rank_1`` = "k/M": in k of its M quality metrics the
+    explainer's rank group includes 1 (tied for first), the mean random-anchored faithfulness score, seconds per
     example, and whether another explainer is at least as faithful and as cheap (Pareto-dominated).
     Also the flags of metric families that rank explainers in opposite orders (mean Kendall τ < 0)."""
     from .stats import aggregate_ranks, metric_agreement, pareto_front
@@ -108,7 +109,12 @@ def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     wide.columns = [c.replace("family:", "rank_") if c != "overall" else "rank_overall" for c in wide.columns]
     faith = lb[lb["family"] == "faithfulness"].groupby(["task", "explainer"], sort=False)["anchored"].mean()
     secs = lb[lb["metric"] == "seconds"].set_index(["task", "explainer"])["mean"]
-    out = wide.join(faith.rename("faithfulness_anchored"), how="left").join(secs.rename("seconds"), how="left")
+    q = lb[lb["family"] != "cost"]
+    first = q["rank_group"].astype(str).str.match(r"^1(–|$)")  # the group "1" or a span "1–k": ties for first
+    top = first.groupby([q["task"], q["explainer"]], sort=False).agg(["sum", "size"])
+    shares = (top["sum"].astype(int).astype(str) + "/" + top["size"].astype(str)).rename("rank_1")
+    out = wide.join(shares, how="left").join(faith.rename("faithfulness_anchored"), how="left") \
+        .join(secs.rename("seconds"), how="left")
     if len(secs) and faith.notna().any():
         front = pareto_front(faith.dropna(), secs)
         out = out.join(front.set_index(["task", "explainer"])[["dominated"]], how="left")
@@ -123,10 +129,49 @@ def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, flags
 
 
+def across_tasks(summary: pd.DataFrame) -> dict[str, Any] | None:
+    """Friedman test over tasks on the overall mean rank, with the Nemenyi critical difference
+    (:func:`xbench.stats.friedman_nemenyi`), over the explainers scored on every task. Returns
+    the statistic, p, k, N, CD, each explainer's average rank (1 = best) and the CD groups
+    (explainers whose average ranks differ by less than CD); None with fewer than 2 tasks."""
+    from .stats import cd_groups, friedman_nemenyi
+
+    if summary.empty or "rank_overall" not in summary.columns or summary["task"].nunique() < 2:
+        return None
+    tab = summary.pivot_table(index="task", columns="explainer", values="rank_overall", sort=False)
+    left_out = sorted(tab.columns[tab.isna().any()].tolist())
+    res = friedman_nemenyi(tab.dropna(axis=1, how="any"), direction="lower")
+    ranks = res.avg_ranks.sort_values(kind="stable")
+
+    def num(v: float) -> float | None:
+        return float(v) if np.isfinite(v) else None
+
+    return {"score": "rank_overall", "tasks": list(tab.index), "statistic": num(res.statistic), "p": num(res.p),
+            "k": res.k, "n": res.n, "cd": num(res.cd), "alpha": 0.05, "reason": res.reason,
+            "avg_ranks": {str(k): float(v) for k, v in ranks.items()},
+            "groups": cd_groups(ranks, res.cd), "not_on_every_task": left_out}
+
+
+def _across_markdown(acr: dict[str, Any]) -> str:
+    if acr["p"] is None:
+        test = f"Friedman test not computed: {acr['reason']}."
+    else:
+        test = (f"Friedman χ² = {acr['statistic']:.2f}, p = {acr['p']:.3g} (k = {acr['k']} explainers, "
+                f"N = {acr['n']} tasks); Nemenyi CD = {acr['cd']:.2f} at α = {acr['alpha']}.")
+    member = {e: ", ".join(str(i + 1) for i, g in enumerate(acr["groups"]) if e in g) for e in acr["avg_ranks"]}
+    rows = [[e, f"{r:.2f}", member[e] or "–"] for e, r in acr["avg_ranks"].items()]
+    text = ("## across tasks\n\nEach task ranks the explainers by their overall mean rank; the table gives the "
+            "average of those ranks over the tasks (1 = best). " + test + " Explainers that share a CD group "
+            "are not significantly different."
+            + (f" Left out (not scored on every task): {', '.join(acr['not_on_every_task'])}."
+               if acr["not_on_every_task"] else "") + "\n\n")
+    return text + tabulate(rows, headers=["explainer", "average rank", "CD group"], tablefmt="github")
+
+
 def _summary_table(summary: pd.DataFrame, task: str, fmt: str = "github") -> str:
     g = summary[summary["task"] == task].drop(columns="task").dropna(axis=1, how="all")  # other tasks' families
     cols = [c for c in g.columns if c != "explainer"]
-    head = ["explainer"] + [c.replace("rank_", "rank: ") for c in cols]
+    head = ["explainer"] + [c.replace("rank_", "rank: ") if c != "rank_1" else "rank 1 in" for c in cols]
     rows = []
     for _, r in g.iterrows():
         row = [r["explainer"]]
@@ -161,6 +206,7 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
         tables = []
         if "rank_overall" in overview.columns and task in set(overview["task"]):
             note = ("Mean rank per family and overall (families weigh equally; cost is not quality), "
+                    "rank 1: in how many of its quality metrics the explainer's rank group includes 1, "
                     "mean random-anchored faithfulness ((s − s_random)/(s_ideal − s_random): 0 = random, "
                     "1 = ideal), seconds per example, and the cost–faithfulness Pareto front.")
             text = f"### summary\n\n{note}\n\n" + _summary_table(overview, task)
@@ -182,6 +228,9 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
               "↓ lower is better; explainers not significantly different by a paired Wilcoxon test, Holm-"
               "corrected, share a span of ranks such as 1–3). Rows are ordered by mean rank over the non-cost metrics; n/a: the metric "
               "does not apply to that explainer (e.g. seed stability of a deterministic one).")
+    acr = across_tasks(overview)
+    if acr is not None:
+        parts.append(_across_markdown(acr))
     return "# xbench leaderboard\n\n" + legend + "\n\n" + "\n\n".join(parts) + "\n"
 
 
@@ -211,7 +260,7 @@ def write_leaderboard(run_dir: Path, scores: pd.DataFrame, manifest: dict[str, A
     summary, flags = task_summary(lb)  # once, for every output
     atomic_write_text(run_dir / "leaderboard.tex", to_latex(lb, summary))
     atomic_write_json(run_dir / "summary.json", {"explainers": json.loads(summary.to_json(orient="records")),
-                                                 "family_disagreement": flags})
+                                                 "family_disagreement": flags, "across_tasks": across_tasks(summary)})
     atomic_write_json(run_dir / "leaderboard.json", json.loads(lb.to_json(orient="records")))
     atomic_write(run_dir / "leaderboard.csv", lambda f: lb.to_csv(f, index=False))
     atomic_write_text(run_dir / "leaderboard.md", to_markdown(lb, manifest, (summary, flags)))

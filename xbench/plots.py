@@ -21,6 +21,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from .io import atomic_write
+from .stats import cd_groups  # noqa: F401  (re-exported: the CD diagram draws these groups)
 
 _RC = {"svg.fonttype": "none", "text.usetex": False, "svg.hashsalt": "xbench", "font.size": 9}
 FORMATS = ("png", "svg")
@@ -112,26 +113,6 @@ def agreement_heatmap(pairs: pd.DataFrame, task: str, out_dir: Path) -> list[Pat
 
 # --------------------------------------------------------------------------- 3. critical difference
 
-def cd_groups(avg_ranks: pd.Series, cd: float) -> list[list[str]]:
-    """Maximal runs of explainers (sorted by average rank) whose spread of average ranks is < CD —
-    the cliques a CD diagram joins with a bar (Demšar 2006). Runs of one and runs contained in an
-    earlier run are left out."""
-    r = avg_ranks.dropna().sort_values(kind="stable")
-    names, vals = list(r.index), r.to_numpy(dtype=np.float64)
-    if not np.isfinite(cd):
-        return []
-    groups: list[list[str]] = []
-    last_end = -1
-    for i in range(len(vals)):
-        j = i
-        while j + 1 < len(vals) and vals[j + 1] - vals[i] < cd:
-            j += 1
-        if j > i and j > last_end:
-            groups.append(names[i:j + 1])
-            last_end = j
-    return groups
-
-
 def cd_diagram(result, out_dir: Path, name: str = "cd") -> tuple[list[Path], list[list[str]]]:
     """Critical-difference diagram of a :class:`xbench.stats.FriedmanResult`: rank axis 1..k
     (1 = best, left), each explainer at its average rank with its label, a bar of length CD,
@@ -218,6 +199,71 @@ def token_heatmap(tokens: Sequence[str], scores: Sequence[float], gold: Sequence
         return _save(fig, out_dir, name)
 
 
+# --------------------------------------------------------------------------- 5. deletion / insertion curves
+
+def curve_band(values: np.ndarray, *key: object, n_resamples: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, ci_low, ci_high) per step of per-example curves ``values`` (n, L), NaN rows (unscored
+    examples) left out; 95% percentile bootstrap of the mean per step (scipy.stats.bootstrap along
+    axis 0, one seeded draw of resamples shared by every step)."""
+    from scipy import stats
+
+    from .seeding import np_rng
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v).all(axis=1)]
+    if len(v) == 0:
+        nan = np.full(values.shape[1], np.nan)
+        return nan, nan, nan
+    mean = v.mean(axis=0)
+    if len(v) == 1:
+        return mean, mean.copy(), mean.copy()
+    res = stats.bootstrap((v,), np.mean, axis=0, n_resamples=n_resamples, method="percentile", vectorized=True,
+                          rng=np_rng("curve_band", *key))
+    lo, hi = res.confidence_interval
+    # a step where every example has the same value has a degenerate (NaN) interval: the value itself
+    return mean, np.where(np.isfinite(lo), lo, mean), np.where(np.isfinite(hi), hi, mean)
+
+
+def curve_plot(curves: dict[str, np.ndarray], metric: str, task: str, out_dir: Path,
+               auc: dict[str, float] | None = None) -> list[Path]:
+    """Mean target probability p_j at step j of ``metric`` (a deletion or insertion curve), one line
+    per explainer with its 95% bootstrap band, against the nominal fraction j/S of features removed
+    (deletion) or kept (insertion); the legend gives each explainer's score ``auc`` (the metric's
+    mean over examples, from the leaderboard) where given. ``curves``:
+    explainer -> per-example curves (n, S + 1) as the runner writes them to ``curves/``."""
+    inserting = "insertion" in metric
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(6.5, 4.5))
+        ax = fig.add_subplot()
+        colours = matplotlib.colormaps["tab10"]
+        for c, (expl, values) in enumerate(curves.items()):
+            mean, lo, hi = curve_band(values, task, metric, expl)
+            x = np.linspace(0, 1, len(mean))
+            style = dict(c="0.3", ls="--") if expl == "random" else dict(c=colours(c % 10))
+            label = expl if not auc or expl not in auc else f"{expl} ({auc[expl]:.3f})"
+            ax.plot(x, mean, lw=1.4, label=label, **style)
+            ax.fill_between(x, lo, hi, alpha=0.15, color=style["c"], lw=0)
+        ax.set_xlabel(("fraction of features kept, most important first" if inserting
+                       else "fraction of features removed, most important first") + " (j / S)")
+        ax.set_ylabel("p(target class), mean with 95% CI")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{task}: {metric} curves" + (" (legend: mean AUC)" if auc else ""), parse_math=False)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right" if not inserting else "lower right")
+        return _save(fig, out_dir, f"curve_{task}_{metric}")
+
+
+def read_curves(run_dir: Path, task: str) -> dict[str, dict[str, np.ndarray]]:
+    """metric -> explainer -> per-example curves (n, L), from ``run_dir/curves/<task>/*.npz``."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for f in sorted((Path(run_dir) / "curves" / task).glob("*.npz")):
+        with np.load(f, allow_pickle=False) as z:
+            for k in z.files:
+                if k != "ids":
+                    out.setdefault(k, {})[f.stem] = z[k]
+    return out
+
+
 # --------------------------------------------------------------------------- 5. a run's plots
 
 def write_plots(run_dir: Path) -> list[Path]:
@@ -242,9 +288,42 @@ def write_plots(run_dir: Path) -> list[Path]:
             files += cost_quality(summary, task, out)
         if len(pairs) and (pairs["task"] == task).any():
             files += agreement_heatmap(pairs, task, out)
+    for task in dict.fromkeys(lb["task"]):
+        for metric, per_explainer in read_curves(run_dir, task).items():
+            order = [e for e in dict.fromkeys(summary.loc[summary["task"] == task, "explainer"]) if e in per_explainer]
+            rows = lb[(lb["task"] == task) & (lb["metric"] == metric)]
+            files += curve_plot({e: per_explainer[e] for e in order + sorted(set(per_explainer) - set(order))},
+                                metric, task, out, dict(zip(rows["explainer"], rows["mean"])))
+        files += example_heatmap(run_dir, task, summary, out)
     if "rank_overall" in summary.columns:
         tab = summary.pivot_table(index="task", columns="explainer", values="rank_overall", sort=False)
         tab = tab.dropna(axis=1, how="any")
         if tab.shape[0] >= 2 and tab.shape[1] >= 3:
             files += cd_diagram(friedman_nemenyi(tab, direction="lower"), out, "cd_overall")[0]
     return files
+
+
+def example_heatmap(run_dir: Path, task: str, summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Token heatmap of a text task's first example for its best explainer by overall mean rank
+    (from ``examples/<task>.json`` and ``explanations/<task>/<explainer>.npz``); none for other
+    modalities or runs without those files."""
+    import json
+
+    ex_file = Path(run_dir) / "examples" / f"{task}.json"
+    if not ex_file.exists():
+        return []
+    data = json.loads(ex_file.read_text())
+    if data.get("modality") != "text" or not data["examples"]:
+        return []
+    mine = summary[summary["task"] == task]
+    names = [e for e in mine["explainer"] if e != "random"] if len(mine) else []
+    for expl in names:
+        f = Path(run_dir) / "explanations" / task / f"{expl}.npz"
+        if f.exists():
+            break
+    else:
+        return []
+    with np.load(f, allow_pickle=False) as z:
+        a = z["flat"][:int(z["lengths"][0])]
+    ex = data["examples"][0]
+    return token_heatmap(ex["features"], a, ex["rationale"], out_dir, f"tokens_{task}_{expl}_{ex['id']}")

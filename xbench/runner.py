@@ -113,14 +113,55 @@ def weights_hash(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def targets_for(task: Task, engine: PerturbationEngine) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, predictions): the predicted class unless the task says ``target: label``."""
+def targets_for(task: Task, engine: PerturbationEngine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(targets, predictions, class probabilities (n, C)): the target is the predicted class unless
+    the task says ``target: label``."""
     handles = np.array([engine.submit(ex, np.ones(ex.n_features, bool))[0] for ex in task.examples])
     engine.run()
-    pred = engine.probs(handles).argmax(1)
+    probs = engine.probs(handles)
+    pred = probs.argmax(1)
     if task.spec.target == "label":
-        return np.array([ex.label for ex in task.examples]), pred
-    return pred, pred
+        return np.array([ex.label for ex in task.examples]), pred, probs
+    return pred, pred, probs
+
+
+def example_records(task: Task, targets: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """What a report's example viewer shows of each example, without the model: its features (tokens
+    or words, pixel names, column names), gold rationale, label, target, prediction and confidence;
+    for images the channel-mean pixel values and the (H, W) grid, for tabular rows the values."""
+    spec = task.spec
+    out: dict[str, Any] = {"task": spec.name, "modality": spec.modality, "granularity": spec.granularity,
+                           "label_names": [str(n) for n in task.label_names], "examples": []}
+    for i, ex in enumerate(task.examples):
+        rec: dict[str, Any] = {
+            "id": ex.id, "label": int(ex.label), "target": int(targets[i]), "pred": int(probs[i].argmax()),
+            "confidence": float(probs[i].max()), "p_target": float(probs[i, targets[i]]),
+            "features": [str(f) for f in ex.features],
+            "rationale": None if ex.rationale is None else [int(v) for v in ex.rationale],
+        }
+        if spec.modality == "image":
+            out["shape"] = list(ex.x.shape[-2:])
+            rec["values"] = [round(float(v), 4) for v in ex.x.mean(axis=0).reshape(-1)]
+        elif spec.modality == "tabular":
+            rec["values"] = [round(float(v), 4) for v in ex.x]
+        if getattr(ex, "truth", None) is not None:
+            rec["truth"] = [float(v) for v in ex.truth]
+        out["examples"].append(rec)
+    return out
+
+
+def curves_arrays(task: Task, metrics: list[Metric]) -> dict[str, np.ndarray]:
+    """Each curve metric's per-example curves as one (n, L) array, NaN where unscored or shorter."""
+    arrays = {}
+    for m in metrics:
+        if not m.curves:
+            continue
+        width = max(len(c) for c in m.curves.values())
+        a = np.full((len(task.examples), width), np.nan)
+        for i, c in m.curves.items():
+            a[i, :len(c)] = c
+        arrays[m.name] = a
+    return arrays
 
 
 class MetricCost:
@@ -192,7 +233,8 @@ class Runner:
         out.mkdir(parents=True, exist_ok=True)
         t_start = time.time()
         manifest: dict[str, Any] = {
-            "xbench_run": 1, "status": "running", "config": cfg.to_dict(), "seeds": {"run": cfg.seed},
+            "xbench_run": 1, "status": "running", "config": cfg.to_dict(), "config_hash": content_key(cfg.to_dict()),
+            "seeds": {"run": cfg.seed},
             "versions": versions(), "git_commit": git_commit(),
             "hardware": {"machine": platform.machine(), "processor": platform.processor(),
                          "system": platform.system(), "cpus": __import__("os").cpu_count()},
@@ -234,7 +276,7 @@ class Runner:
         task = load_task(spec, n)
         engine = PerturbationEngine(task.model, spec.replacement)
         f0 = task.model.n_forward
-        targets, pred = targets_for(task, engine)
+        targets, pred, probs = targets_for(task, engine)
         targets_passes = task.model.n_forward - f0
         model_hash = weights_hash(task.model.model)
         acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
@@ -275,6 +317,7 @@ class Runner:
                                            "forward_passes": task.model.n_forward - f_explain + targets_passes,
                                            "seconds": round(time.perf_counter() - t1, 3)}}
         # phase 3: score and write each unit atomically
+        atomic_write_json(self.out / "examples" / f"{spec.name}.json", example_records(task, targets, probs))
         self.agreement.append(agreement(spec.name, {e.name: x.attributions for e, x, *_ in planned}))
         frames = []
         for explainer, expl, ctx, plans, meters in planned:
@@ -296,6 +339,11 @@ class Runner:
             df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
             atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
             expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")
+            curves = curves_arrays(task, [m for m, _ in plans])
+            if curves:
+                atomic_write(self.out / "curves" / spec.name / f"{explainer.name}.npz",
+                             lambda f: np.savez(f, ids=np.array([ex.id for ex in task.examples], dtype=str),
+                                                **curves), mode="wb")
             frames.append(df)
         # metrics that search (normalised AOPC bounds) or sample (infidelity) add inputs while scoring
         tinfo["engine"].update(requested=engine.n_requested, unique=engine.n_unique)

@@ -118,8 +118,8 @@ def paired_tests(scores: pd.DataFrame, directions: Mapping[str, str] | None = No
 
     Pairs are the examples where both explainers succeeded; d = value_a - value_b.
     ``scipy.stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")``: zero differences
-    are dropped before ranking (Wilcoxon's original rule; scipy's default method picks the exact
-    null distribution for small n without zeros/ties, else the normal approximation).
+    are dropped before ranking (Wilcoxon's original rule); the p-value is exact for n <= 50 without
+    zeros or ties, else from the normal approximation with scipy's tie correction.
     If every difference is zero, p = 1 (note 'all differences zero'); with no common example,
     p = NaN (note 'no common successful example'). p_holm is Holm-adjusted over all pairs of the
     same (task, metric), NaN p-values excluded from the family. ``mean_diff`` = mean(d);
@@ -152,7 +152,13 @@ def paired_tests(scores: pd.DataFrame, directions: Mapping[str, str] | None = No
             elif np.all(d == 0):
                 p, note = 1.0, "all differences zero"
             else:
-                res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
+                nz = d[d != 0]
+                # scipy's method="auto" switches to a permutation test for small samples with ties or
+                # zeros, which takes minutes per pair (e.g. n = 12); we pick the method ourselves:
+                # exact when it is exact (no zeros or ties, n <= 50), else the tie-corrected normal
+                exact = len(nz) == len(d) and len(d) <= 50 and len(np.unique(np.abs(nz))) == len(nz)
+                res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided",
+                                     method="exact" if exact else "asymptotic")
                 stat, p = float(res.statistic), float(res.pvalue)
             md = float(d.mean()) if len(d) else np.nan
             better = ""
@@ -341,6 +347,26 @@ def friedman_nemenyi(rank_table: pd.DataFrame, alpha: float = 0.05, direction: s
         q = float(stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2))
         cd = float(q * np.sqrt(k * (k + 1) / (6 * n)))
     return FriedmanResult(stat, p, k, n, avg, q, cd, reason)
+
+
+def cd_groups(avg_ranks: pd.Series, cd: float) -> list[list[str]]:
+    """Maximal runs of explainers (sorted by average rank) whose spread of average ranks is < CD —
+    the cliques a CD diagram joins with a bar (Demšar 2006). Runs of one and runs contained in an
+    earlier run are left out."""
+    r = avg_ranks.dropna().sort_values(kind="stable")
+    names, vals = list(r.index), r.to_numpy(dtype=np.float64)
+    if not np.isfinite(cd):
+        return []
+    groups: list[list[str]] = []
+    last_end = -1
+    for i in range(len(vals)):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] - vals[i] < cd:
+            j += 1
+        if j > i and j > last_end:
+            groups.append(names[i:j + 1])
+            last_end = j
+    return groups
 
 
 # --------------------------------------------------------------------------- 7. metric agreement

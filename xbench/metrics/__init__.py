@@ -160,6 +160,9 @@ class Metric(Registered):
         #: aggregate facts a metric reports beside its per-example values (e.g. the share of
         #: perturbations kept); the runner stores them in the manifest per (task, explainer, metric)
         self.notes: dict[str, Any] = {}
+        #: per-example curves a metric exposes beside its value (deletion/insertion: p_j at each step
+        #: j), keyed by example index; the runner writes them to ``curves/<task>/<explainer>.npz``
+        self.curves: dict[int, np.ndarray] = {}
 
     def applies_to(self, task: "Task", explainer: "Explainer") -> bool:
         """False where the metric means nothing for this pair (e.g. seed stability of a deterministic

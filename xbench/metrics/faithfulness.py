@@ -74,6 +74,7 @@ class _Curve(Metric):
         p = ctx.p_target_rows(idx, np.stack([states[i] for i in idx]))  # (n, S + 1)
         x = np.stack([self._ks(ctx.task.examples[i].n_features) / ctx.task.examples[i].n_features
                       for i in idx])
+        self.curves.update(zip(idx, p))
         return trapezoid(p, x, axis=1)
 
 

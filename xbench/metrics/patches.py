@@ -59,7 +59,8 @@ class _PatchCurve(Metric):
 
     def score_one(self, ctx: Context, i: int, handles) -> float:
         G = int(self.groups(ctx, i).max()) + 1
-        return float(trapezoid(ctx.p_target(i, handles), self.ks(G) / G))
+        p = self.curves[i] = ctx.p_target(i, handles)
+        return float(trapezoid(p, self.ks(G) / G))
 
 
 class PatchDeletionAUC(_PatchCurve):

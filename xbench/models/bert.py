@@ -22,7 +22,7 @@ from .text_train import accuracy, check_min_accuracy, mask_tokens, maskable, mod
 __all__ = ["TrainBert", "accuracy", "build_word_tokenizer"]
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2  # 2: trained on loop.TRAIN_THREADS threads
 
 
 def build_word_tokenizer(words: list[str], model_max_length: int):

@@ -23,7 +23,7 @@ from ..io import atomic_write, atomic_write_json
 from ..seeding import isolated_global_rng, torch_gen
 from .loop import fit
 
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2  # 2: trained on loop.TRAIN_THREADS threads
 
 
 def arrays(records: list) -> tuple[np.ndarray, np.ndarray]:
