@@ -75,6 +75,7 @@ def _entries(where: str, field_name: str, items: Any, registry: Any) -> list[tup
         else:
             raise XBenchError(f"{where}: field '{field_name}[{j}]' must be a name or {{name: {{params}}}}")
         try:
+            name = registry.canonical(name)  # ``pkg.module:Class`` -> the class's name (xbench/registry.py)
             registry.get(name)(**params)
         except XBenchError as e:
             raise XBenchError(f"{where}: field '{field_name}[{j}]': {e}") from None

@@ -97,27 +97,51 @@ def build_config(args: argparse.Namespace):
     explainers = suite.explainers or [(n, {}) for n in Explainer.registry.names()]
     if args.explainers:
         by_name = dict(explainers)
-        explainers = [(n, by_name.get(n, {})) for n in _names(args.explainers)]
-        for n, _ in explainers:
-            Explainer.registry.get(n)
+        # canonical: checks the name and turns ``pkg.module:Class`` into the class's name (xbench/registry.py)
+        explainers = [(n, by_name.get(n, {})) for n in map(Explainer.registry.canonical, _names(args.explainers))]
     metrics = suite.metrics
     if args.metrics:
         by_name = dict(metrics)
-        metrics = [(n, by_name.get(n, {})) for n in _names(args.metrics)]
-        for n, _ in metrics:
-            Metric.registry.get(n)
+        metrics = [(n, by_name.get(n, {})) for n in map(Metric.registry.canonical, _names(args.metrics))]
     return RunConfig(tasks, explainers, metrics, n=args.n or suite.n, seed=args.seed, suite=suite.name,
                      cache=not args.no_cache)
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise XBenchError(f"--shard {value!r}: expected K/N, e.g. 1/4") from None
+    if not 1 <= k <= n:
+        raise XBenchError(f"--shard {value}: need 1 <= K <= N")
+    return k, n
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import Runner, default_out
 
-    cfg = build_config(args)
-    out = Path(args.out) if args.out else default_out(cfg.suite)
     progress = not args.no_progress and sys.stderr.isatty()
-    runner = Runner(cfg, out, progress=progress)
+    if args.resume:
+        from .repro import config_of
+
+        given = [f for f in ("tasks", "explainers", "metrics", "n", "out", "shard") if getattr(args, f)]
+        if given or args.suite != "default" or args.seed != 0:
+            raise XBenchError("--resume takes its config from the run's manifest; drop "
+                              + ", ".join(f"--{f}" if f != "tasks" else "TASK" for f in given or ["suite/seed"]))
+        out = Path(args.resume)
+        cfg = config_of(out)
+        cfg.cache = not args.no_cache
+        runner = Runner(cfg, out, progress=progress, resume=True)
+    else:
+        cfg = build_config(args)
+        out = Path(args.out) if args.out else default_out(cfg.suite)
+        runner = Runner(cfg, out, progress=progress, shard=_shard(args.shard))
     runner.run()
+    if runner.shard is not None:
+        print(f"wrote shard {args.shard} to {out}/; put the shards together with `xbench merge OUT SHARD_DIR...`")
+        return 0
     print((out / "leaderboard.md").read_text())
     print(f"wrote {out}/ (leaderboard.md, leaderboard.json, leaderboard.csv, scores.csv, manifest.json)")
     if runner.failures and not args.allow_failures:
@@ -181,6 +205,52 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Re-run a run's manifest config into a new directory and compare: exit 0 identical (or within
+    --tolerance), 1 when some scores differ beyond it, 2 on bad input."""
+    import time
+
+    from .repro import reproduce
+
+    out = Path(args.out) if args.out else Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.tolerance < 0:
+        raise XBenchError("--tolerance must be >= 0")
+    bad, totals = reproduce(Path(args.run_dir), out, args.tolerance, progress=not args.no_progress and sys.stderr.isatty())
+    from tabulate import tabulate
+
+    for task, t in totals["tasks"].items():
+        print(f"{task}: model weights {'same' if t['weights_same'] else 'DIFFERENT'}, data slice "
+              f"{'same' if t['data_same'] else 'DIFFERENT'}")
+    if not totals["versions_same"]:
+        print("note: library versions differ from the original run's (see both manifests)")
+    left = ", ".join(totals["left_out_metrics"])
+    if totals["identical"]:
+        print(f"identical: {totals['compared']} per-example scores match bit for bit (wall-clock metric left out: "
+              f"{left}); new run in {out}/")
+        return 0
+    print(tabulate(bad, headers="keys", tablefmt="github", showindex=False))
+    verdict = "within tolerance" if totals["within_tolerance"] else "DIFFERENT"
+    print(f"{verdict}: {totals['differ']} of {totals['compared']} per-example scores differ, {totals['beyond']} by more "
+          f"than the tolerance {args.tolerance:g} (absolute); {totals['only_original']} only in the original, "
+          f"{totals['only_new']} only in the new run ({left} left out); new run in {out}/")
+    return 0 if totals["within_tolerance"] else 1
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .repro import merge
+
+    out = merge(Path(args.out), [Path(s) for s in args.shards])
+    print(f"merged {len(args.shards)} shard(s) into {out}/")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Regression gate and quality contracts (:mod:`xbench.check`): exit 0 pass, 1 fail, 2 bad input."""
+    from .check import cli
+
+    return cli(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="xbench", description="Benchmark explanation methods: faithfulness, plausibility, cost.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -202,6 +272,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-cache", action="store_true", help="recompute attributions instead of reading the cache")
     pr.add_argument("--no-progress", action="store_true", help="no progress bars")
     pr.add_argument("--allow-failures", action="store_true", help="exit 0 even if some examples failed")
+    pr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (config from its manifest)")
+    pr.add_argument("--shard", metavar="K/N", help="run only units K, K+N, ... (1-based) of the run; then xbench merge")
     pr.set_defaults(func=cmd_run)
     pb = sub.add_parser("leaderboard", help="print a run's leaderboard")
     pb.add_argument("run_dir")
@@ -223,6 +295,23 @@ def parser() -> argparse.ArgumentParser:
     pu.add_argument("--examples", type=int, default=20, help="examples per task in the report's viewer")
     pu.add_argument("--no-progress", action="store_true", help="no progress bars")
     pu.set_defaults(func=cmd_publish)
+    pq = sub.add_parser("reproduce", help="re-run a run from its manifest alone into a new directory and compare "
+                                          "the per-example scores (exit 1 when they differ beyond --tolerance)")
+    pq.add_argument("run_dir")
+    pq.add_argument("--out", help="directory of the new run (default runs/reproduce-<time>)")
+    pq.add_argument("--tolerance", type=float, default=0.0, help="absolute difference allowed per score (default 0)")
+    pq.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pq.set_defaults(func=cmd_reproduce)
+    pm = sub.add_parser("merge", help="put the shards of a run (xbench run --shard K/N) together into one run")
+    pm.add_argument("out", help="the merged run directory (new)")
+    pm.add_argument("shards", nargs="+", help="shard run directories")
+    pm.set_defaults(func=cmd_merge)
+    from .check import add_arguments as check_arguments
+
+    pc = sub.add_parser("check", help="regression gate for CI: compare a run with a baseline (paired Wilcoxon, "
+                                      "Holm) and/or check a quality contract; exit 1 on a regression or violation")
+    check_arguments(pc)
+    pc.set_defaults(func=cmd_check)
     from .eraser_export import add_arguments as eraser_arguments
 
     eraser_arguments(sub.add_parser("export-eraser", help="write a run's attributions as an ERASER results file"))

@@ -9,6 +9,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+#: Test hook, off unless the environment sets it: ``XBENCH_FAULT_KILL_WRITE="<substring>:<n>"`` kills
+#: the process with SIGKILL in the middle of its n-th atomic write to a path containing <substring>
+#: (the temp file holds half the bytes, the target is untouched), so the kill-and-resume tests can
+#: crash a real run at exact points.
+_FAULT = os.environ.get("XBENCH_FAULT_KILL_WRITE")
+_FAULT_COUNT = [0]
+
+
+def _maybe_die(path: Path, f: Any) -> None:
+    where, _, n = _FAULT.rpartition(":")
+    if where not in str(path):
+        return
+    _FAULT_COUNT[0] += 1
+    if _FAULT_COUNT[0] == int(n):
+        import signal
+
+        f.flush()
+        size = f.tell()
+        f.truncate(size // 2)
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
     """Write via ``write(fileobj)`` to a temp file in the same folder, fsync, then rename."""
     path = Path(path)
@@ -17,6 +40,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             write(f)
+            if _FAULT:
+                _maybe_die(path, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cache import cache_dir, content_key
+from .cache import cache_dir, content_key, verify_sidecar, write_sidecar
 from .explainers import Explainer, Explanations
 from .agreement import agreement
 from .agreement import to_markdown as agreement_markdown
@@ -36,6 +36,8 @@ from .io import atomic_write, atomic_write_json, atomic_write_text
 from .metrics import BAD_ATTRIBUTIONS, Context, Metric
 from .perturb import PerturbationEngine
 from .spec import TaskSpec
+from .errors import XBenchError
+from .leaderboard import read_scores
 from .task import Task, check_available, load_task
 
 SCORE_COLUMNS = ["task", "explainer", "metric", "example", "value", "error", "replacement", "target", "seed"]
@@ -80,6 +82,52 @@ class RunConfig:
     def units(self) -> list[WorkUnit]:
         return [WorkUnit(t.to_dict(), e, p, self.metrics, self.n, self.seed)
                 for t in self.tasks for e, p in self.explainers]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "manifest.json") -> "RunConfig":
+        """Inverse of :meth:`to_dict` (e.g. a manifest's ``config``): tasks validated like task files."""
+        try:
+            return cls([TaskSpec.from_dict(t, f"{where}: config.tasks[{i}]") for i, t in enumerate(d["tasks"])],
+                       [(n, dict(p)) for n, p in d["explainers"]], [(n, dict(p)) for n, p in d["metrics"]],
+                       n=d.get("n"), seed=int(d.get("seed", 0)), suite=d.get("suite", "custom"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise XBenchError(f"{where}: field 'config' is not a run configuration ({type(e).__name__}: {e})") from e
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], where: str = "manifest.json") -> "RunConfig":
+        """The config a run recorded, ready to run again: its plugins imported first (the
+        ``module:Class`` origins under ``plugins``), and each task's file path restored where that
+        file still exists (so relative data paths resolve as they did)."""
+        import dataclasses
+
+        for kind, origins in (manifest.get("plugins") or {}).items():
+            registry = {"explainers": Explainer.registry, "metrics": Metric.registry}.get(kind)
+            for name, origin in (origins or {}).items():
+                if registry is not None and name not in registry._classes:
+                    registry.canonical(origin)
+        if "config" not in manifest:
+            raise XBenchError(f"{where}: field 'config' is missing")
+        cfg = cls.from_dict(manifest["config"], where)
+        for i, spec in enumerate(cfg.tasks):
+            spec_path = manifest.get("tasks", {}).get(spec.name, {}).get("spec_path")
+            if spec_path and Path(spec_path).is_file():
+                cfg.tasks[i] = dataclasses.replace(spec, path=spec_path)
+        return cfg
+
+    def plugins(self) -> dict[str, dict[str, str]]:
+        """``module:Class`` of every explainer and metric in the config that xbench does not ship."""
+        out: dict[str, dict[str, str]] = {}
+        for kind, registry, items in (("explainers", Explainer.registry, self.explainers),
+                                      ("metrics", Metric.registry, self.metrics)):
+            for name, _ in items:
+                c = registry.get(name)
+                if not c.__module__.startswith("xbench."):
+                    out.setdefault(kind, {})[name] = f"{c.__module__}:{c.__qualname__}"
+        return out
+
+    def hash(self) -> str:
+        """The config hash recorded in manifests (a stable hash of :meth:`to_dict`)."""
+        return content_key(self.to_dict())
 
 
 def versions() -> dict[str, str]:
@@ -201,68 +249,165 @@ class MetricCost:
 
 
 class Runner:
-    def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None) -> None:
+    """Runs a :class:`RunConfig` into a run directory, one work unit (task x explainer) at a time.
+
+    Each finished unit is on disk before the next starts: its attributions, curves, its manifest
+    entry and, last, its scores file ``scores/<task>/<explainer>.csv`` (every write atomic), so a
+    scores file marks a complete unit. ``resume=True`` continues a run directory whose manifest has
+    the same config hash, running only the units without a scores file; ``shard=(k, n)`` runs only
+    units k-1, k-1+n, ... (in config order) and leaves the finishing to ``xbench merge``. The
+    run-level files (scores.csv, leaderboards, agreement) are always built from the per-unit files
+    in config order, so a fresh, a resumed and a merged run write the same bytes.
+    """
+
+    def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None,
+                 resume: bool = False, shard: tuple[int, int] | None = None) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.resume, self.shard = resume, shard
+        if shard is not None and not (1 <= shard[0] <= shard[1]):
+            raise XBenchError(f"--shard {shard[0]}/{shard[1]}: need 1 <= K <= N")
         self.failures: list[str] = []
-        self.agreement: list[pd.DataFrame] = []
         self._seen: set[Any] = set()
+        self._unit_failures: list[tuple[Any, str]] = []
 
     def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str,
                 seed: int) -> Explanations:
-        """Attributions, from the on-disk cache when the same (task, explainer, params, seed) ran before."""
+        """Attributions, from the on-disk cache when the same (task, explainer, params, seed) ran before.
+        A cache entry whose sha256 does not match the one recorded beside it is recomputed."""
         key = content_key({"task": task.spec.to_dict(), "data": task.fingerprint(), "model": model_hash,
                            "explainer": explainer.name, "version": explainer.version, "params": explainer.p,
                            "seed": seed, "targets": targets.tolist()})
         path = cache_dir("attributions", f"{task.name}-{explainer.name}-{key}.npz")
         meta = {"conventions": explainer.conventions(task), "cache_key": key}
         if self.config.cache and path.exists():
-            try:
-                return Explanations.load(path, explainer.name, explainer.p, meta)
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable cache entry: recompute
+            if verify_sidecar(path):
+                try:
+                    return Explanations.load(path, explainer.name, explainer.p, meta)
+                except (OSError, ValueError, KeyError):
+                    pass
+            self.log(f"xbench: note: attribution cache entry {path.name} is corrupt or incomplete; recomputing")
         expl = explainer.explain(task, task.examples, targets.tolist(), seed, self.progress)
-        expl.meta.update(cache_key=key)
+        expl.meta.update(cache_key=key, cache="miss")
         if self.config.cache:
             expl.save(path)
+            write_sidecar(path)
         return expl
+
+    # ------------------------------------------------------------------ the run
+
+    def unit_path(self, kind: str, task: str, explainer: str) -> Path:
+        ext = {"scores": "csv", "explanations": "npz", "curves": "npz"}[kind]
+        return self.out / kind / task / f"{explainer}.{ext}"
+
+    def my_units(self) -> list[WorkUnit]:
+        units = self.config.units()
+        if self.shard is None:
+            return units
+        k, n = self.shard
+        return [u for i, u in enumerate(units) if i % n == k - 1]
+
+    def _start_manifest(self) -> dict[str, Any]:
+        cfg, out = self.config, self.out
+        path = out / "manifest.json"
+        if self.resume:
+            if not path.exists():
+                raise XBenchError(f"{out}: not a run directory (no manifest.json); nothing to resume")
+            manifest = json.loads(path.read_text())
+            if manifest.get("config_hash") != cfg.hash():
+                raise XBenchError(f"{path}: field 'config_hash' is {manifest.get('config_hash')!r}, not this config's "
+                                  f"{cfg.hash()!r}; resume continues a run with the same config only")
+            for tmp in out.rglob(".*.tmp"):  # a write the interruption cut short: never renamed into place
+                tmp.unlink(missing_ok=True)
+            manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            manifest.update(status="running", versions=versions(), git_commit=git_commit())
+            return manifest
+        if path.exists() and json.loads(path.read_text()).get("status") != "complete" and any(out.glob("scores/*/*.csv")):
+            raise XBenchError(f"{out}: holds an unfinished run; continue it with `xbench run --resume {out}` "
+                              f"or choose another --out")
+        return {
+            "xbench_run": 1, "status": "running", "config": cfg.to_dict(), "config_hash": cfg.hash(),
+            "seeds": {"run": cfg.seed}, "shard": None if self.shard is None else list(self.shard),
+            "plugins": cfg.plugins(),
+            "versions": versions(), "git_commit": git_commit(),
+            "hardware": {"machine": platform.machine(), "processor": platform.processor(),
+                         "system": platform.system(), "cpus": __import__("os").cpu_count(),
+                         "torch_threads": __import__("torch").get_num_threads()},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": {},
+        }
+
+    def done(self, manifest: dict[str, Any], unit: WorkUnit, task: str) -> bool:
+        """A unit is done when its scores file exists, or the task found its explainer not applicable."""
+        na = manifest.get("tasks", {}).get(task, {}).get("explainers_not_applicable", [])
+        return unit.explainer in na or self.unit_path("scores", task, unit.explainer).exists()
 
     def run(self) -> Path:
         cfg, out = self.config, self.out
         check_available(cfg.tasks)  # before anything is written: a task that cannot run here leaves no run dir
         out.mkdir(parents=True, exist_ok=True)
         t_start = time.time()
-        manifest: dict[str, Any] = {
-            "xbench_run": 1, "status": "running", "config": cfg.to_dict(), "config_hash": content_key(cfg.to_dict()),
-            "seeds": {"run": cfg.seed},
-            "versions": versions(), "git_commit": git_commit(),
-            "hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                         "system": platform.system(), "cpus": __import__("os").cpu_count()},
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": {},
-        }
+        manifest = self._start_manifest()
         atomic_write_json(out / "manifest.json", manifest)
-        frames = []
-        units = cfg.units()
+        units = self.my_units()
         for spec in cfg.tasks:
-            mine = [u for u in units if u.task == spec.to_dict()]
-            frames.append(self.run_units(mine, manifest["tasks"], spec))
+            mine = [u for u in units if u.task == spec.to_dict() and not self.done(manifest, u, spec.name)]
+            if mine:
+                self.run_units(mine, manifest["tasks"], spec,
+                               on_unit=lambda: atomic_write_json(out / "manifest.json", manifest))
             atomic_write_json(out / "manifest.json", manifest)
-        scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-        atomic_write(out / "scores.csv", lambda f: scores.to_csv(f, index=False))
+        seconds = round(time.time() - t_start, 2)  # this process's time (a resumed run: since the resume)
+        if self.shard is not None:
+            manifest.update(status="shard-complete", wall_seconds=seconds)
+            atomic_write_json(out / "manifest.json", manifest)
+            return out
+        return self.finish(manifest, seconds)
+
+    def finish(self, manifest: dict[str, Any], wall_seconds: float | None = None) -> Path:
+        """Build the run-level files from the per-unit files, in config order; mark the run complete."""
         from .leaderboard import write_leaderboard
 
+        out = self.out
+        frames, agree, failures = [], [], []
+        for spec in self.config.tasks:
+            tinfo = manifest["tasks"].get(spec.name, {})
+            na = set(tinfo.get("explainers_not_applicable", []))
+            attributions = {}
+            for name, _ in self.config.explainers:
+                if name in na:
+                    continue
+                f = self.unit_path("scores", spec.name, name)
+                if not f.exists():
+                    raise XBenchError(f"{out}: unit ({spec.name}, {name}) has no scores file; the run is incomplete "
+                                      f"(continue it with `xbench run --resume {out}`)")
+                frames.append(read_scores(f))
+                failures += [tuple(x) for x in tinfo.get("explainers", {}).get(name, {}).get("failures", [])]
+                ex = Explanations.load(self.unit_path("explanations", spec.name, name), name, {}, {})
+                attributions[name] = ex.attributions
+            failures += [tuple(x) for x in tinfo.get("failures", [])]
+            if attributions:
+                agree.append(agreement(spec.name, attributions))
+        seen, self.failures = set(), []
+        for once, msg in failures:  # the same problem reported once per run, in config order
+            key = tuple(once) if isinstance(once, list) else once
+            if key is not None and key in seen:
+                continue
+            seen.add(key)
+            self.failures.append(msg)
+        scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+        atomic_write(out / "scores.csv", lambda f: scores.to_csv(f, index=False))
         write_leaderboard(out, scores, manifest)
-        if self.agreement:
-            agree = pd.concat(self.agreement, ignore_index=True)
-            atomic_write_json(out / "agreement.json", json.loads(agree.to_json(orient="records")))
-            atomic_write_text(out / "agreement.md", agreement_markdown(agree))
-        manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        wall_seconds=round(time.time() - t_start, 2), failures=self.failures)
+        if agree:
+            a = pd.concat(agree, ignore_index=True)
+            atomic_write_json(out / "agreement.json", json.loads(a.to_json(orient="records")))
+            atomic_write_text(out / "agreement.md", agreement_markdown(a))
+        manifest.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), failures=self.failures)
+        if wall_seconds is not None:
+            manifest["wall_seconds"] = wall_seconds
         atomic_write_json(out / "manifest.json", manifest)
         return out
 
-    def run_units(self, units: list[WorkUnit], info: dict[str, Any], spec: TaskSpec | None = None
-                  ) -> pd.DataFrame:
+    def run_units(self, units: list[WorkUnit], info: dict[str, Any], spec: TaskSpec | None = None,
+                  on_unit: Any = None) -> pd.DataFrame:
         """Execute work units of one task, sharing its model and perturbation engine.
 
         A single unit, e.g. one rebuilt with ``WorkUnit.from_dict`` on another machine, runs the same
@@ -280,20 +425,27 @@ class Runner:
         targets_passes = task.model.n_forward - f0
         model_hash = weights_hash(task.model.model)
         acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
+        before = info.get(spec.name, {})  # a resumed task keeps its finished units' entries
         tinfo = info[spec.name] = {
             "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
             "model_weights_sha256": model_hash, "model": task.info["model"], "accuracy_on_slice": acc,
             "load_seconds": task.info["load_seconds"],
             "replacement": spec.replacement, "granularity": spec.granularity, "target": spec.target,
-            "explainers": {}, "n_truncated": sum(ex.truncated for ex in task.examples),
+            "explainers": dict(before.get("explainers", {})), "n_truncated": sum(ex.truncated for ex in task.examples),
         }
+        if before and before.get("fingerprint") != tinfo["fingerprint"]:
+            raise XBenchError(f"task {spec.name}: the data slice changed since the run started (fingerprint "
+                              f"{before.get('fingerprint')} -> {tinfo['fingerprint']}); start a new run")
+        if before and before.get("model_weights_sha256") != model_hash:
+            raise XBenchError(f"task {spec.name}: the model weights changed since the run started; start a new run")
         # phase 1: explain, then let every metric submit its perturbations
         planned = []
-        tinfo["explainers_not_applicable"] = []
+        tinfo["explainers_not_applicable"] = list(before.get("explainers_not_applicable", []))
         for unit in units:
             explainer = Explainer.registry.get(unit.explainer)(**unit.explainer_params)
             if not explainer.applies_to(task):
-                tinfo["explainers_not_applicable"].append(explainer.name)
+                if explainer.name not in tinfo["explainers_not_applicable"]:
+                    tinfo["explainers_not_applicable"].append(explainer.name)
                 continue
             metrics = [Metric.registry.get(n)(**p) for n, p in unit.metrics]
             inapplicable = [m.name for m in metrics if not m.applies_to(task, explainer)]
@@ -308,7 +460,8 @@ class Runner:
                     plans.append((m, m.plan(ctx)))
             planned.append((explainer, expl, ctx, plans, meters))
             tinfo["explainers"][explainer.name] = {"params": expl.params, **expl.meta,
-                                                   "metrics_not_applicable": inapplicable}
+                                                   "metrics_not_applicable": inapplicable,
+                                                   "failures": self._take_failures()}
         # phase 2: one deduplicated, length-sorted pass over every requested input
         f_explain = task.model.n_forward
         t1 = time.perf_counter()
@@ -316,9 +469,8 @@ class Runner:
         tinfo["engine"] = {"shared_pass": {"requested": engine.n_requested, "unique": engine.n_unique,
                                            "forward_passes": task.model.n_forward - f_explain + targets_passes,
                                            "seconds": round(time.perf_counter() - t1, 3)}}
-        # phase 3: score and write each unit atomically
+        # phase 3: score and write each unit atomically, its scores file last (it marks the unit done)
         atomic_write_json(self.out / "examples" / f"{spec.name}.json", example_records(task, targets, probs))
-        self.agreement.append(agreement(spec.name, {e.name: x.attributions for e, x, *_ in planned}))
         frames = []
         for explainer, expl, ctx, plans, meters in planned:
             rows = []
@@ -335,15 +487,19 @@ class Runner:
                     first = task.examples[errors.index(bad[0])].id
                     self._fail(f"{spec.path}: example {first}: {bad[0]} ({len(bad)} example(s); counted in "
                                f"n_failed of {m.name})", once=(spec.name, bad[0]))
-            tinfo["explainers"][explainer.name]["metric_cost"] = {k: v.summary() for k, v in meters.items()}
+            entry = tinfo["explainers"][explainer.name]
+            entry["metric_cost"] = {k: v.summary() for k, v in meters.items()}
+            entry["failures"] = entry.get("failures", []) + self._take_failures()
             df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-            atomic_write(self.out / "scores" / spec.name / f"{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
-            expl.save(self.out / "explanations" / spec.name / f"{explainer.name}.npz")
+            expl.save(self.unit_path("explanations", spec.name, explainer.name))
             curves = curves_arrays(task, [m for m, _ in plans])
             if curves:
-                atomic_write(self.out / "curves" / spec.name / f"{explainer.name}.npz",
+                atomic_write(self.unit_path("curves", spec.name, explainer.name),
                              lambda f: np.savez(f, ids=np.array([ex.id for ex in task.examples], dtype=str),
                                                 **curves), mode="wb")
+            if on_unit is not None:
+                on_unit()  # the manifest, with this unit's entry, before its scores file
+            atomic_write(self.unit_path("scores", spec.name, explainer.name), lambda f: df.to_csv(f, index=False))
             frames.append(df)
         # metrics that search (normalised AOPC bounds) or sample (infidelity) add inputs while scoring
         tinfo["engine"].update(requested=engine.n_requested, unique=engine.n_unique)
@@ -357,12 +513,19 @@ class Runner:
                        f"example(s), first {ctx.task.examples[bad[0]].id}; counted in n_failed")
 
     def _fail(self, msg: str, once: Any = None) -> None:
+        """Report a problem now (once per ``once`` key) and keep it with the current unit's manifest
+        entry, so a resumed or merged run lists the same problems."""
+        self._unit_failures.append((list(once) if isinstance(once, tuple) else once, msg))
         if once is not None:
             if once in self._seen:
                 return
             self._seen.add(once)
         self.failures.append(msg)
         self.log(f"xbench: warning: {msg}")
+
+    def _take_failures(self) -> list[tuple[Any, str]]:
+        out, self._unit_failures = self._unit_failures, []
+        return out
 
 
 def default_out(suite: str) -> Path:

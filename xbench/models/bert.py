@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..cache import model_dir_ok
 from ..seeding import isolated_global_rng, torch_gen
 from . import ModelSource
 from .loop import fit
@@ -67,7 +68,7 @@ class TrainBert(ModelSource):
         # content-addressed: the training data itself, the resolved parameters, the trainer
         path = model_cache_path(task, splits, params=self.p, seed=task.model.seed, max_length=task.max_length,
                                 trainer=TRAINER_VERSION, torch=torch.__version__.split("+")[0])
-        hit = (path / "meta.json").exists()
+        hit = model_dir_ok(path)
         if not hit:
             self._train_into(path, task, splits)
         meta = json.loads((path / "meta.json").read_text())

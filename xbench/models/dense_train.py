@@ -10,6 +10,7 @@ the architecture, the parameters and the trainer version. Weights are never comm
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..cache import cache_dir, content_key
+from ..cache import cache_dir, content_key, model_dir_ok
 from ..errors import XBenchError
 from ..io import atomic_write, atomic_write_json
 from ..seeding import isolated_global_rng, torch_gen
@@ -71,7 +72,7 @@ def cached_dense_model(task: Any, splits: Any, build: Callable[[], torch.nn.Modu
     path = cache_dir("models", f"{task.name}-{key}")
     with isolated_global_rng(task.model.seed):  # parameter init draws from torch's global RNG
         model = build()
-    hit = (path / "meta.json").exists() and (path / "model.safetensors").exists()
+    hit = model_dir_ok(path)
     if hit:
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         meta = json.loads((path / "meta.json").read_text())
@@ -87,8 +88,10 @@ def cached_dense_model(task: Any, splits: Any, build: Callable[[], torch.nn.Modu
         if task.model.min_accuracy is None or acc >= task.model.min_accuracy:
             path.mkdir(parents=True, exist_ok=True)
             state = {k: v.contiguous() for k, v in model.state_dict().items()}
-            atomic_write(path / "model.safetensors", lambda f: f.write(_safetensors_bytes(state)), mode="wb")
-            atomic_write_json(path / "meta.json", meta)
+            blob = _safetensors_bytes(state)
+            meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+            atomic_write(path / "model.safetensors", lambda f: f.write(blob), mode="wb")
+            atomic_write_json(path / "meta.json", meta)  # last: a folder with a matching meta is whole
     acc = meta["test_accuracy"]
     if task.model.min_accuracy is not None and acc < task.model.min_accuracy:
         raise XBenchError(f"{task.path}: field 'model.min_accuracy': trained model reached {acc:.4f} "

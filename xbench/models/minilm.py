@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..cache import model_dir_ok
 from ..errors import XBenchError
 from ..seeding import derive_seed, isolated_global_rng, np_rng, torch_gen
 from . import ModelSource
@@ -123,7 +124,7 @@ class FinetuneMiniLM(ModelSource):
             trainer=TRAINER_VERSION, source=self.name, package=f"{DISTRIBUTION}=={_version()}",
             torch=torch.__version__.split("+")[0], transformers=_transformers_version(),
         )
-        hit = (path / "meta.json").exists() and (path / "model.safetensors").exists()
+        hit = model_dir_ok(path)
         if not hit:
             self._train_into(path, task, splits, folder)
         meta = json.loads((path / "meta.json").read_text())

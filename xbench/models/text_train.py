@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cache import cache_dir, content_key
+from ..cache import cache_dir, content_key, file_sha256
 from ..errors import XBenchError
 from ..io import atomic_write_json
 
@@ -88,7 +88,7 @@ def save_trained(path: Path, model: Any, tokenizer: Any, meta: dict[str, Any]) -
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        atomic_write_json(tmp / "meta.json", meta)
+        atomic_write_json(tmp / "meta.json", {**meta, "weights_sha256": file_sha256(tmp / "model.safetensors")})
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
