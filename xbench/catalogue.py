@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import XBenchError
-from .spec import TaskSpec, load_task_file
+from .spec import TaskSpec, load_task_file, read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,10 +93,7 @@ def load_suite(name_or_path: str) -> Suite:
 
             names = sorted(p.stem for p in suites_dir().glob("*.yaml"))
             raise XBenchError(unknown_name("suite", name_or_path, names))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise XBenchError(f"{path}: malformed YAML: {str(e).splitlines()[0]}") from None
+    data = read_yaml(path, "suite file")
     if not isinstance(data, dict):
         raise XBenchError(f"{path}: field '(top level)' must be a mapping")
     allowed = {"name", "description", "metrics", "explainers", "n"}

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
-import yaml
 
 from .errors import XBenchError
+from .spec import read_yaml
 
 BOUND_KINDS = ("min", "max", "max_rank")
 
@@ -105,17 +105,7 @@ def load_contract(source: str | Path | Mapping[str, Any] | Contract) -> Contract
     else:
         path = Path(source)
         where = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise XBenchError(f"{path}: cannot read contract file ({e.strerror})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise XBenchError(f"{path}: malformed YAML{at}: {problem}") from None
+        data = read_yaml(path, "contract file")
     if not isinstance(data, dict):
         raise XBenchError(f"{where}: field '(top level)' must be a mapping with 'explainers' (and optionally 'tasks')")
     for k in data:

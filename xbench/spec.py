@@ -167,17 +167,22 @@ def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
                     path=where, **d)
 
 
-def load_task_file(path: str | Path) -> TaskSpec:
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """A YAML data file (``yaml.safe_load``: data, never code); an unreadable or malformed file is
+    one line naming the file and, for bad YAML, the line and column."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise XBenchError(f"{path}: cannot read task file ({e.strerror})") from None
+        raise XBenchError(f"{path}: cannot read {what} ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise XBenchError(f"{path}: malformed YAML{at}: {problem}") from None
-    return parse_task(data, str(path))
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    return parse_task(read_yaml(path, "task file"), str(path))
