@@ -135,4 +135,5 @@ def test_cli_leaderboard_writes_plots_and_latex(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path), "--format", "latex", "--plots"]) == 0
     out = capsys.readouterr()
     assert "\\toprule" in out.out and "plot files" in out.err
+    assert "% across tasks: Friedman chi2 = " in out.out  # the committed run has three tasks
     assert (tmp_path / "plots" / "cd_overall.svg").exists()

@@ -236,7 +236,8 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
 
 def to_latex(lb: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
     """Per task, the summary table and one booktabs table per metric family (tabulate's
-    ``latex_booktabs``); cells as in the Markdown tables."""
+    ``latex_booktabs``); cells as in the Markdown tables; then the across-tasks Friedman/Nemenyi
+    table (:func:`across_tasks`) when there are two tasks or more."""
     summary = task_summary(lb)[0] if summary is None else summary
     parts = []
     for task, g in lb.groupby("task", sort=False):
@@ -251,6 +252,14 @@ def to_latex(lb: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
             table = [[e] + [cells.get((e, m), "n/a") for m in metrics] for e in explainers]
             parts.append(f"% {task}: {fam}\n" + tabulate(table, headers=["explainer"] + metrics,
                                                           tablefmt="latex_booktabs"))
+    acr = across_tasks(summary)
+    if acr is not None:
+        test = (f"Friedman chi2 = {acr['statistic']:.2f}, p = {acr['p']:.3g}, k = {acr['k']}, N = {acr['n']}; "
+                f"Nemenyi CD = {acr['cd']:.2f}" if acr["p"] is not None else acr["reason"])
+        rows = [[e, f"{r:.2f}", ", ".join(str(i + 1) for i, g in enumerate(acr["groups"]) if e in g) or "--"]
+                for e, r in acr["avg_ranks"].items()]
+        parts.append(f"% across tasks: {test}\n" + tabulate(rows, headers=["explainer", "average rank", "CD group"],
+                                                            tablefmt="latex_booktabs"))
     return "\n\n".join(parts) + "\n"
 
 
