@@ -118,3 +118,15 @@ def score(task, metric, attrs, targets=None, engine=None):
     states = metric.plan(ctx)
     engine.run()
     return metric.score(ctx, states)
+
+
+def shared_data(name: str):
+    """The path of a data set under ../shared/data (or $XBENCH_DATA), or None where it is absent:
+    tests that need it skip."""
+    from xbench.data import resolve_data_path
+    from xbench.errors import XBenchError
+
+    try:
+        return resolve_data_path(name)
+    except XBenchError:
+        return None

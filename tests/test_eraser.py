@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from xbench.cli import main
-from xbench.data import resolve_data_path
+from helpers import shared_data
 from xbench.data.eraser import Eraser
 from xbench.eraser_export import AOPC_BINS, export_eraser, word_scores, write_scorer_data
 from xbench.errors import XBenchError
@@ -30,10 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def real_movies() -> Path | None:
-    try:
-        return resolve_data_path("eraser-movies")
-    except XBenchError:
-        return None
+    return shared_data("eraser-movies")
 
 
 def scorer_tokens(folder: Path, docid: str) -> list[str]:
@@ -144,6 +141,8 @@ def test_bad_files_name_file_and_line(tmp_path, rows, message):
     ({"label_names": "NEG"}, "'dataset.params.label_names' must be a list"),
     ({"max_words": 0}, "'dataset.params.max_words' must be a positive integer"),
     ({"label_names": ["neg", "pos"]}, "classification 'NEG' is not in label_names"),
+    ({"n_test": "5"}, "'dataset.params.n_test' must be a positive integer; got '5'"),
+    ({"n_train": 0}, "'dataset.params.n_train' must be a positive integer; got 0"),
 ])
 def test_bad_params(params, message):
     with pytest.raises(XBenchError, match=message):

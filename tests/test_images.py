@@ -111,7 +111,7 @@ def test_shapes_cnn_is_accurate_and_exposes_its_cam_layer(shapes):
     from xbench.metrics.sanity import layer_groups
 
     info = shapes.info["model"]
-    assert info["test_accuracy"] >= 0.95 and shapes.spec.model.min_accuracy == 0.95
+    assert info["test_accuracy"] >= 0.95
     assert "tmp" in info["cache_path"] or "pytest" in info["cache_path"]  # never the user's cache
     model = shapes.model.model
     assert model.cam_layer == "relu2" and isinstance(model.get_submodule("relu2"), torch.nn.ReLU)

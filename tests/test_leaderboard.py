@@ -62,11 +62,6 @@ def test_markdown_and_cli_formats(tmp_path, capsys):
 def test_summary_has_rank_groups_and_anchored_scores():
     """A is clearly best; B and C differ by noise only, so they share ranks 2–3; anchored scores put
     random at 0 and the ideal (comprehensiveness 1) at 1."""
-    import numpy as np
-    import pandas as pd
-
-    from xbench.leaderboard import summarize, to_markdown
-
     rng = np.random.default_rng(0)
     n = 40
     vals = {"A": 0.9 + 0.01 * rng.standard_normal(n), "B": 0.5 + 0.05 * rng.standard_normal(n),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from xbench.data import resolve_data_path
+from helpers import shared_data
 from xbench.data.sst import SSTTrees, binary_rationale, parse_tree, read_trees
 from xbench.errors import XBenchError
 from xbench.spec import load_task_file
@@ -14,10 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def real_sst() -> Path | None:
-    try:
-        return resolve_data_path("sst-ptb-trees")
-    except XBenchError:
-        return None
+    return shared_data("sst-ptb-trees")
 
 
 def test_parse_keeps_every_leaf_label():
@@ -92,6 +89,8 @@ def test_binary_view_and_empty_rationales(tmp_path):
     assert [r.rationale for r in strong.test] == [[0, 1], [0, 1]]  # "a gem" (4), "( awful" (0)
     with pytest.raises(XBenchError, match="polar_threshold' must be 3 or 4"):
         SSTTrees(path=str(folder), polar_threshold=2).load(0)
+    with pytest.raises(XBenchError, match="'dataset.params.n_test' must be a positive integer; got -1"):
+        SSTTrees(path=str(folder), n_test=-1).load(0)
 
 
 def test_missing_folder_needs_data(tmp_path, monkeypatch):

@@ -138,7 +138,7 @@ def test_linear_generator_is_the_generator():
 def test_trained_models_reach_their_accuracy(path, floor):
     task = load_task(load_task_file(ROOT / "tasks" / f"{path}.yaml"), 5)
     info = task.info["model"]
-    assert info["test_accuracy"] >= floor and info["train_seconds"] >= 0
+    assert info["test_accuracy"] >= floor
     if path == "synthetic-linear-logreg":  # the trained weights point along the generator's
         assert info["generator"]["weight_cosine_with_generator"] > 0.99
     again = load_task(load_task_file(ROOT / "tasks" / f"{path}.yaml"), 5)

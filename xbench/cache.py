@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .io import atomic_write_text
+
 
 def cache_dir(*sub: str) -> Path:
     """``$XBENCH_CACHE`` or ``~/.cache/xbench``, joined with ``sub``."""
@@ -34,8 +36,6 @@ def sidecar(path: Path) -> Path:
 
 def write_sidecar(path: Path) -> None:
     """Record the sha256 of a cache file beside it (``<file>.sha256``, written atomically after it)."""
-    from .io import atomic_write_text
-
     atomic_write_text(sidecar(path), file_sha256(path) + "\n")
 
 

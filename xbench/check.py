@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import sys
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,7 +506,9 @@ def cli(args: argparse.Namespace) -> int:
         if args.baseline is None:
             raise XBenchError("--contract without --baseline needs RUN_DIR (the run to check)")
         base = resolve_run(args.baseline, "baseline")
-        out = Path(args.out) if args.out else Path("runs") / f"check-{time.strftime('%Y%m%d-%H%M%S')}"
+        from .runner import default_out
+
+        out = Path(args.out) if args.out else default_out("check")
         print(f"running the baseline's configuration into {out}/ ...", file=sys.stderr)
         run = rerun_baseline(base, out, progress=not args.no_progress and sys.stderr.isatty())
     else:

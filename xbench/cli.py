@@ -208,11 +208,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Re-run a run's manifest config into a new directory and compare: exit 0 identical (or within
     --tolerance), 1 when some scores differ beyond it, 2 on bad input."""
-    import time
-
     from .repro import reproduce
+    from .runner import default_out
 
-    out = Path(args.out) if args.out else Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else default_out("reproduce")
     if args.tolerance < 0:
         raise XBenchError("--tolerance must be >= 0")
     bad, totals = reproduce(Path(args.run_dir), out, args.tolerance, progress=not args.no_progress and sys.stderr.isatty())

@@ -120,9 +120,9 @@ def encode_arrays(records: list, splits: "Splits", spec: "TaskSpec") -> list[Den
     """Turn array records into examples with feature maps and per-example baselines."""
     out = []
     if spec.modality == "tabular":
-        train = np.stack([r.x for r in splits.train]).astype(np.float32) if splits.train else None
-        if train is None:
+        if not splits.train:
             raise XBenchError(f"{spec.path}: tabular replacement {spec.replacement!r} needs training rows")
+        train = np.stack([r.x for r in splits.train]).astype(np.float32)
         names = list(splits.info.get("feature_names") or [f"x{j}" for j in range(train.shape[1])])
         mean = train.mean(0)
         # a linear generator's coefficients: the truth is w * (x - baseline) for each example's own baseline
@@ -135,12 +135,13 @@ def encode_arrays(records: list, splits: "Splits", spec: "TaskSpec") -> list[Den
             else:  # marginal: one draw per column from the training values, seeded per example
                 rng = np_rng(spec.name, "marginal", r.id, spec.dataset.seed)
                 base = train[rng.integers(0, len(train), size=x.shape[0]), np.arange(x.shape[0])]
+            base = np.asarray(base, dtype=np.float32)
             rat = None if r.mask is None else np.asarray(r.mask, dtype=np.int8).reshape(-1)
             truth = None if r.truth is None else np.asarray(r.truth, dtype=np.float64)
             if weights is not None:
-                truth = weights * (x.astype(np.float64) - np.asarray(base, dtype=np.float32))
+                truth = weights * (x.astype(np.float64) - base)
             out.append(DenseExample(r.id, x, np.arange(x.shape[0]), int(r.label), names, rat,
-                                    np.asarray(base, dtype=np.float32), truth, dict(r.meta)))
+                                    base, truth, dict(r.meta)))
         return out
     for r in records:
         x = np.asarray(r.x, dtype=np.float32)

@@ -199,12 +199,11 @@ def write_scorer_data(spec: Any, annotation_ids: Sequence[str], out_dir: str | P
     """A folder the official scorer can score a partial export against: ``{split}.jsonl`` with only
     the exported annotations (lines copied from the task's ERASER folder) and ``docs`` linked to the
     folder's documents. Returns (folder, split)."""
-    from .data import DatasetSource
+    from .task import sources
 
     if spec.dataset.source != "eraser":
         raise XBenchError(f"{spec.path}: dataset source {spec.dataset.source!r} is not 'eraser'")
-    src = DatasetSource.registry.get("eraser")(**spec.dataset.params)
-    src.task_path = spec.path
+    src, _ = sources(spec)
     root, split = src.locate(), src.p["test_split"]
     keep = set(annotation_ids)
     with open(root / f"{split}.jsonl", encoding="utf-8") as f:

@@ -84,6 +84,19 @@ FAMILY_ORDER = ("faithfulness", "ground_truth", "plausibility", "localisation", 
                 "cost")
 
 
+def family_order(families: pd.Series) -> list[str]:
+    """The families present, in :data:`FAMILY_ORDER`, then any others by name."""
+    present = set(families)
+    return [f for f in FAMILY_ORDER if f in present] + sorted(present - set(FAMILY_ORDER))
+
+
+def explainer_order(g: pd.DataFrame) -> list[str]:
+    """A task's explainers by mean rank over its non-cost metrics, then those with cost rows only."""
+    quality = g[g["family"] != "cost"]
+    order = quality.groupby("explainer", sort=False)["rank"].mean().sort_values(kind="stable").index.tolist()
+    return order + [e for e in dict.fromkeys(g["explainer"]) if e not in order]
+
+
 def _cell(r: pd.Series) -> str:
     rank = r.get("rank_group") if isinstance(r.get("rank_group"), str) else r["rank"]
     cell = f"{_fmt(r['mean'], r['family'])} [{_fmt(r['ci_low'], r['family'])}, {_fmt(r['ci_high'], r['family'])}]" \
@@ -193,9 +206,7 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
     overview, flags = summary if summary is not None else task_summary(lb)
     parts = []
     for task, g in lb.groupby("task", sort=False):
-        quality = g[g["family"] != "cost"]
-        order = quality.groupby("explainer", sort=False)["rank"].mean().sort_values(kind="stable").index.tolist()
-        order += [e for e in dict.fromkeys(g["explainer"]) if e not in order]
+        order = explainer_order(g)
         head = f"## {task}\n\n"
         info = (manifest or {}).get("tasks", {}).get(task)
         if info:
@@ -214,8 +225,7 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
             if mine:
                 text += "\n\n" + "\n".join(f"- ⚠ {f}" for f in mine)
             tables.append(text)
-        families = [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER))
-        for fam in families:
+        for fam in family_order(g["family"]):
             fg = g[g["family"] == fam]
             metrics = list(dict.fromkeys(fg["metric"]))
             cells = {(r["explainer"], r["metric"]): _cell(r) for _, r in fg.iterrows()}
@@ -244,7 +254,7 @@ def to_latex(lb: pd.DataFrame, summary: pd.DataFrame | None = None) -> str:
         parts.append(f"% task: {task}")
         if not summary.empty and task in set(summary["task"]):
             parts.append(_summary_table(summary, task, "latex_booktabs"))
-        for fam in [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER)):
+        for fam in family_order(g["family"]):
             fg = g[g["family"] == fam]
             metrics = list(dict.fromkeys(fg["metric"]))
             cells = {(r["explainer"], r["metric"]): _cell(r) for _, r in fg.iterrows()}

@@ -266,20 +266,22 @@ def read_curves(run_dir: Path, task: str) -> dict[str, dict[str, np.ndarray]]:
 
 # --------------------------------------------------------------------------- 5. a run's plots
 
-def write_plots(run_dir: Path) -> list[Path]:
-    """All plots of a run under ``run_dir/plots/``: per task the cost–faithfulness plot and the
-    metric-agreement heatmap, and across tasks a CD diagram on the overall mean rank (only with
-    >= 2 tasks and >= 3 explainers scored on every task). Returns the files written."""
+def write_plots(run_dir: Path, lb: pd.DataFrame | None = None, summary: pd.DataFrame | None = None) -> list[Path]:
+    """All plots of a run under ``run_dir/plots/``: per task the cost–faithfulness plot, the
+    deletion/insertion curves, the metric-agreement heatmap and a token heatmap, and across tasks
+    a CD diagram on the overall mean rank (only with >= 2 tasks and >= 3 explainers scored on every
+    task). ``lb`` and ``summary`` (:func:`xbench.leaderboard.task_summary`) are read or computed
+    when not given. Returns the files written."""
     from .leaderboard import load_leaderboard, task_summary
     from .stats import friedman_nemenyi, metric_agreement
 
     run_dir = Path(run_dir)
     out = run_dir / "plots"
-    lb = load_leaderboard(run_dir)
+    lb = load_leaderboard(run_dir) if lb is None else lb
     files: list[Path] = []
     if lb.empty:
         return files
-    summary, _ = task_summary(lb)
+    summary = task_summary(lb)[0] if summary is None else summary
     quality = lb[lb["family"] != "cost"]
     pairs = metric_agreement(quality[["task", "explainer", "metric", "mean"]], dict(zip(lb["metric"], lb["direction"])),
                              dict(zip(lb["metric"], lb["family"]))).pairs if len(quality) else pd.DataFrame()

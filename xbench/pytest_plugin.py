@@ -84,8 +84,9 @@ def _config(task: Any, explainers: Sequence[Any], suite: str | Sequence[Any], n:
         metrics = []
         for m in suite:
             name, params = (m, {}) if isinstance(m, str) else (m[0], dict(m[1]))
-            Metric.registry.get(name)(**params)  # a typo or a bad parameter is an error here
-            metrics.append((getattr(Metric.registry, "canonical", str)(name), params))
+            cls = Metric.registry.get(name)
+            cls(**params)  # a typo or a bad parameter is an error here
+            metrics.append((cls.name, params))  # the canonical name (Registry.canonical)
     if isinstance(explainers, (str, type)) or (isinstance(explainers, tuple) and len(explainers) == 2
                                                 and isinstance(explainers[1], Mapping)):
         explainers = [explainers]

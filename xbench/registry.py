@@ -110,8 +110,6 @@ class Registry(Generic[T]):
         return list(self._classes)
 
     def __contains__(self, name: object) -> bool:
-        if name in self._classes or name in self._made:
-            return True
         try:
             self.get(str(name))
         except XBenchError:

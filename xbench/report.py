@@ -29,6 +29,7 @@ import pandas as pd
 
 from .errors import XBenchError
 from .io import atomic_write_text
+from .leaderboard import ARROW, across_tasks, explainer_order, family_order, load_leaderboard, task_summary
 
 #: examples per task in the viewer (the file grows with each one)
 DEFAULT_EXAMPLES = 20
@@ -73,9 +74,8 @@ def _img(path: Path, alt: str) -> str:
 def _family_table(g: pd.DataFrame, fam: str, order: list[str]) -> str:
     fg = g[g["family"] == fam]
     metrics = list(dict.fromkeys(fg["metric"]))
-    arrows = {"higher": "↑", "lower": "↓"}
     heads = [("explainer", "explainer")] + [
-        (f"{m} {arrows.get(fg.loc[fg['metric'] == m, 'direction'].iloc[0], '')}",
+        (f"{m} {ARROW.get(fg.loc[fg['metric'] == m, 'direction'].iloc[0], '')}",
          f"{m}: {fg.loc[fg['metric'] == m, 'direction'].iloc[0]} is better; click to sort") for m in metrics]
     cells = {(r.explainer, r.metric): r for r in fg.itertuples()}
     rows = []
@@ -247,8 +247,6 @@ document.body.setAttribute("data-ready","1");
 
 def build_report(run_dir: Path, n_examples: int = DEFAULT_EXAMPLES, plots: bool = True) -> str:
     """The HTML text of a run's report (see the module docstring)."""
-    from .leaderboard import FAMILY_ORDER, across_tasks, load_leaderboard, task_summary
-
     run_dir = Path(run_dir)
     if not (run_dir / "leaderboard.json").exists():
         raise XBenchError(f"{run_dir}: not a run directory (no leaderboard.json)")
@@ -260,7 +258,7 @@ def build_report(run_dir: Path, n_examples: int = DEFAULT_EXAMPLES, plots: bool 
     if plots:
         from .plots import write_plots
 
-        for p in write_plots(run_dir):
+        for p in write_plots(run_dir, lb, summary):
             if p.suffix == ".png":
                 figures.setdefault(p.stem, []).append(p)
 
@@ -284,21 +282,18 @@ def build_report(run_dir: Path, n_examples: int = DEFAULT_EXAMPLES, plots: bool 
     for task in tasks:
         g = lb[lb["task"] == task]
         info = manifest.get("tasks", {}).get(task, {})
-        quality = g[g["family"] != "cost"]
-        order = quality.groupby("explainer", sort=False)["rank"].mean().sort_values(kind="stable").index.tolist()
-        order += [e for e in dict.fromkeys(g["explainer"]) if e not in order]
+        order = explainer_order(g)
         sec = [f'<section id="task-{_e(task)}"><h2>{_e(task)}</h2>']
         if info:
             acc = info.get("model", {}).get("test_accuracy")
             sec.append(f"<p>n = {_e(info.get('n_examples'))} examples; replacement <code>{_e(info.get('replacement'))}"
                        f"</code>; target <code>{_e(info.get('target'))}</code>; granularity <code>"
-                       f"{_e(info.get('granularity'))}</code>" + (f"; model held-out accuracy {acc:.3f}" if acc else "")
+                       f"{_e(info.get('granularity'))}</code>" + (f"; model held-out accuracy {acc:.3f}" if acc is not None else "")
                        + ".</p>")
         if not summary.empty and task in set(summary["task"]):
             sec.append("<h3>summary</h3>" + _summary_html(summary, task))
         sec += [f'<p class="flag">⚠ {_e(f)}</p>' for f in flags if f" on {task} (" in f]
-        fams = [f for f in FAMILY_ORDER if f in set(g["family"])] + sorted(set(g["family"]) - set(FAMILY_ORDER))
-        sec += [_family_table(g, fam, order) for fam in fams]
+        sec += [_family_table(g, fam, order) for fam in family_order(g["family"])]
         plots_html = figs(f"cost_quality_{task}") + figs(f"curve_{task}_") + figs(f"agreement_{task}") + \
             figs(f"tokens_{task}_")
         if plots_html:

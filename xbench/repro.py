@@ -78,18 +78,19 @@ def reproduce(run_dir: Path, out: Path, tolerance: float = 0.0, progress: bool =
     cache when their hash matches, attributions recomputed), then compare (see :func:`compare_scores`);
     the totals also say whether each task's model weights and data slice are the same."""
     from .leaderboard import read_scores
-    from .runner import Runner
+    from .runner import RunConfig, Runner
 
     run_dir, out = Path(run_dir), Path(out)
     if not (run_dir / "scores.csv").exists():
         raise XBenchError(f"{run_dir}: no scores.csv (is the run complete?)")
-    cfg = config_of(run_dir)
+    m_old = read_manifest(run_dir)
+    cfg = RunConfig.from_manifest(m_old, str(run_dir / "manifest.json"))
     cfg.cache = False
     if out.resolve() == run_dir.resolve():
         raise XBenchError("--out must differ from the run directory being reproduced")
     Runner(cfg, out, progress=progress, log=log).run()
     bad, totals = compare_scores(read_scores(run_dir / "scores.csv"), read_scores(out / "scores.csv"), tolerance)
-    m_old, m_new = read_manifest(run_dir), read_manifest(out)
+    m_new = read_manifest(out)
     totals["tasks"] = {
         t: {"weights_same": info.get("model_weights_sha256") == m_new["tasks"].get(t, {}).get("model_weights_sha256"),
             "data_same": info.get("fingerprint") == m_new["tasks"].get(t, {}).get("fingerprint")}
@@ -102,7 +103,7 @@ def reproduce(run_dir: Path, out: Path, tolerance: float = 0.0, progress: bool =
 def merge(out: Path, shards: list[Path], progress: bool = False) -> Path:
     """Put shard runs (``xbench run --shard K/N``, same config) together into ``out`` and finish it:
     per-unit files are copied, the manifests' task entries united, the run-level files built."""
-    from .runner import Runner
+    from .runner import RunConfig, Runner
 
     if not shards:
         raise XBenchError("merge: name at least one shard directory")
@@ -111,7 +112,7 @@ def merge(out: Path, shards: list[Path], progress: bool = False) -> Path:
     hashes = {m.get("config_hash") for m in manifests}
     if len(hashes) != 1:
         raise XBenchError(f"merge: the shards were run with different configs (config hashes {sorted(map(str, hashes))})")
-    cfg = config_of(shards[0])
+    cfg = RunConfig.from_manifest(manifests[0], str(Path(shards[0]) / "manifest.json"))
     if out.exists() and any(out.iterdir()):
         raise XBenchError(f"{out}: exists and is not empty")
     merged = {k: v for k, v in manifests[0].items() if k not in ("tasks", "shard", "status")}

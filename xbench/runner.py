@@ -21,7 +21,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,6 @@ class RunConfig:
         """The config a run recorded, ready to run again: its plugins imported first (the
         ``module:Class`` origins under ``plugins``), and each task's file path restored where that
         file still exists (so relative data paths resolve as they did)."""
-        import dataclasses
-
         for kind, origins in (manifest.get("plugins") or {}).items():
             registry = {"explainers": Explainer.registry, "metrics": Metric.registry}.get(kind)
             for name, origin in (origins or {}).items():
@@ -111,7 +109,7 @@ class RunConfig:
         for i, spec in enumerate(cfg.tasks):
             spec_path = manifest.get("tasks", {}).get(spec.name, {}).get("spec_path")
             if spec_path and Path(spec_path).is_file():
-                cfg.tasks[i] = dataclasses.replace(spec, path=spec_path)
+                cfg.tasks[i] = replace(spec, path=spec_path)
         return cfg
 
     def plugins(self) -> dict[str, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Statistics for leaderboards: bootstrap CIs, paired tests, rank groups, anchored scores,
+"""Statistics for leaderboards (bootstrap CIs: :func:`xbench.leaderboard.bootstrap_ci`): paired tests, rank groups, anchored scores,
 aggregate ranks, Friedman/Nemenyi across tasks, metric agreement and Pareto fronts.
 
 Pure functions over the per-example scores table (columns ``task, explainer, metric, example,
@@ -20,7 +20,6 @@ import pandas as pd
 from scipy import stats
 
 from .errors import XBenchError
-from .seeding import derive_seed
 
 EN_DASH = "–"
 CELL = ["task", "explainer", "metric"]
@@ -72,39 +71,6 @@ def holm(p: np.ndarray) -> np.ndarray:
     m = len(order)
     out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     return out
-
-
-# --------------------------------------------------------------------------- 1. cells
-
-CELL_FIELDS = CELL + ["mean", "median", "ci_low", "ci_high", "n", "n_failed"]
-
-
-def cell_stats(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Per (task, explainer, metric): mean, median, percentile-bootstrap CI of the mean, n, n_failed.
-
-    Over the n successful values x: the bootstrap draws one (n_boot, n) index matrix I with a
-    ``np.random.default_rng(derive_seed("bootstrap", seed, task, explainer, metric))`` generator
-    (so adding a cell never shifts another's stream), computes the resampled means
-    mean(x[I], axis=1), and takes their (1-level)/2 and (1+level)/2 quantiles (numpy's default
-    linear interpolation). n = 0 gives NaN everywhere; n = 1 or constant x gives ci = (x0, x0).
-    """
-    values, ok = _ok(scores)
-    rows = []
-    for (task, expl, metric), idx in scores.groupby(CELL, sort=False).indices.items():
-        x = values[idx][ok[idx]]
-        n = len(x)
-        mean = float(x.mean()) if n else np.nan
-        median = float(np.median(x)) if n else np.nan
-        if n == 0:
-            lo = hi = np.nan
-        elif n == 1 or np.all(x == x[0]):
-            lo = hi = float(x[0])
-        else:
-            rng = np.random.default_rng(derive_seed("bootstrap", seed, task, expl, metric))
-            boot = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-            lo, hi = (float(q) for q in np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]))
-        rows.append((task, expl, metric, mean, median, lo, hi, n, len(idx) - n))
-    return pd.DataFrame(rows, columns=CELL_FIELDS)
 
 
 # --------------------------------------------------------------------------- 2. paired tests
@@ -185,7 +151,7 @@ def rank_groups(cells: pd.DataFrame, tests: pd.DataFrame, directions: Mapping[st
                 alpha: float = 0.05) -> pd.DataFrame:
     """Per (task, metric): rank explainers by cell mean and give each a rank group.
 
-    ``cells`` is :func:`cell_stats` output, ``tests`` :func:`paired_tests` output. Explainers with a
+    ``cells`` has the columns task, metric, explainer and mean (e.g. :func:`xbench.leaderboard.summarize` rows), ``tests`` :func:`paired_tests` output. Explainers with a
     NaN mean are left out (rank NaN, group '–'). The others get ``rank`` r = 1..k by mean in the
     metric's better direction (ties broken by explainer name). "j is significantly better than i"
     means p_holm(i, j) < alpha and mean_j is better than mean_i. Then, before smoothing,

@@ -63,21 +63,25 @@ def sources(spec: TaskSpec) -> tuple[DatasetSource, ModelSource]:
     return source, msource
 
 
+def _check_sources(spec: TaskSpec, srcs: tuple[DatasetSource, ModelSource]) -> None:
+    for s in srcs:
+        reason = s.unavailable()
+        if reason:
+            raise XBenchError(f"{spec.path}: {reason}")
+
+
 def check_available(specs: list[TaskSpec]) -> None:
     """Raise the first task's one-line reason it cannot run here (data missing, network needed). Quick:
     sources answer without waiting on the network."""
     for spec in specs:
-        for s in sources(spec):
-            reason = s.unavailable()
-            if reason:
-                raise XBenchError(f"{spec.path}: {reason}")
+        _check_sources(spec, sources(spec))
 
 
 def load_task(spec: TaskSpec, n: int | None = None) -> Task:
     """Build the dataset, get (train or load) the model, and encode the first ``n`` test examples."""
     t0 = time.perf_counter()
-    check_available([spec])
     source, msource = sources(spec)
+    _check_sources(spec, (source, msource))
     splits = source.load(spec.dataset.seed)
     model, tokenizer, minfo = msource.load(spec, splits)
     records = splits.test if n is None else splits.test[:n]

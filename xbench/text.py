@@ -81,10 +81,10 @@ def encode_records(records: list[Record], tokenizer: Any, spec: "TaskSpec") -> l
         else:
             enc = tokenizer(r.words, r.words_b, is_split_into_words=True, truncation=True,
                             max_length=spec.max_length)
-        seq = enc.sequence_ids()
+        seq, wids = enc.sequence_ids(), enc.word_ids()
         offset = (0, len(r.words))
         # global word index of each token (None for special tokens and fixed segments)
-        gw = [None if w is None or s not in allowed else offset[s] + w for w, s in zip(enc.word_ids(), seq)]
+        gw = [None if w is None or s not in allowed else offset[s] + w for w, s in zip(wids, seq)]
         ids = np.asarray(enc["input_ids"], dtype=np.int64)
         tt = np.asarray(enc["token_type_ids"], dtype=np.int64) if "token_type_ids" in enc else None
         if spec.granularity == "tokens":
@@ -107,7 +107,7 @@ def encode_records(records: list[Record], tokenizer: Any, spec: "TaskSpec") -> l
                 raise XBenchError(f"example {r.id}: rationale has {len(r.rationale)} entries "
                                   f"for {len(words)} words")
             rationale = np.array([int(bool(r.rationale[w])) for w in src_word], dtype=np.int8)
-        present = {offset[s] + w for w, s in zip(enc.word_ids(), seq) if w is not None}
+        present = {offset[s] + w for w, s in zip(wids, seq) if w is not None}
         truncated = len(present) < len(words)
         out.append(TextExample(r.id, ids, feat, int(r.label), list(names), rationale, tt, truncated,
                                np.asarray(src_word, dtype=np.int64), dict(r.meta)))

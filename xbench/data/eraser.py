@@ -39,6 +39,7 @@ from typing import Any
 from ..errors import XBenchError
 from ..seeding import np_rng
 from . import DatasetSource, Record, Splits
+from .files import check_limit
 
 RATIONALES = ("union", "none")
 
@@ -127,7 +128,7 @@ class Eraser(DatasetSource):
                 # n_tokens: the whole document's length (ERASER results have one score per token)
                 recs.append(Record(ann_id, words, index[cls], rationale,
                                    meta={"annotation_id": ann_id, "docid": docid, "n_tokens": len(docs[docid])}))
-            n = p[f"n_{split}"]
+            n = check_limit(p[f"n_{split}"], f"n_{split}", self.task_path or "<task>")
             recs = recs if n is None else recs[:n]
             out[split] = recs
             if split == "test":

@@ -389,10 +389,11 @@ class HFDataset(DatasetSource):
         df = self._data_files()
         if df is not None:
             kw["data_files"] = df
-        if not self._is_hub_id():
+        hub_id = path not in BUILDERS and local is None  # as _is_hub_id(), without resolving the path again
+        if not hub_id:
             # local data is prepared into xbench's cache, not the user's Hugging Face cache
             kw["cache_dir"] = str(cache_dir("hf-datasets"))
-        offline = self._is_hub_id() and not netcheck.hub_reachable()
+        offline = hub_id and not netcheck.hub_reachable()
         target = str(local) if local is not None else path
         try:
             if offline:
@@ -424,14 +425,13 @@ class HFDataset(DatasetSource):
         elif self.p["label"] in test.features:
             hint = classlabel_names(test.features[self.p["label"]])
         fmap = self._fieldmap(recipe)
-        names = fmap.label_names or fmap.implied_names or hint
         ctx = RecipeContext(agg, list(hint or []))
         for split, key in (("test", "split"), ("train", "train_split")):
             if split == "train" and not self.p["train_split"]:
                 out["train"] = []
                 continue
             ds = test if split == "test" else self._load_split(self.p[key])
-            out[split] = self._records(ds, self.p[key], recipe, fmap, ctx, limits[split], names, hint)
+            out[split] = self._records(ds, self.p[key], recipe, fmap, ctx, limits[split], hint)
         if not out["test"]:
             raise XBenchError(f"{task}: dataset {self.p['path']!r} split {self.p['split']!r}: no examples")
         label_names = resolve_label_names(fmap, out["train"] + out["test"], hint)
@@ -479,7 +479,7 @@ class HFDataset(DatasetSource):
         return FieldMap.from_params(p, self._task)
 
     def _records(self, ds: Any, split: str, recipe: Recipe | None, fmap: FieldMap, ctx: RecipeContext,
-                 limit: int | None, names: list[str] | None, hint: list[str] | None) -> list[Record]:
+                 limit: int | None, hint: list[str] | None) -> list[Record]:
         origin = f"{self.p['path']}[{split}]"
         out: list[Record] = []
         seen: set[str] = set()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..errors import XBenchError
 from . import DatasetSource, Record, Splits
+from .files import check_limit
 
 BRACKETS = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
 # one match per lexeme: a whole leaf "(3 gem)", an opening "(3", a ")", a bad opening, a stray word
@@ -178,7 +179,7 @@ class SSTTrees(DatasetSource):
                 words = [unescape(w) for w in t.words] if p["unescape"] else list(t.words)
                 recs.append(Record(f"{path.stem}-{n}", words, int(t.label >= 3), rationale,
                                    meta={"root_label": t.label}))
-            limit = p[f"n_{split}"]
+            limit = check_limit(p[f"n_{split}"], f"n_{split}", self.task_path or "<task>")
             out[split] = recs if limit is None else recs[:limit]
             info["dropped_neutral"][split] = neutral
             info["dropped_empty_rationale"][split] = empty

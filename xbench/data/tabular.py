@@ -116,8 +116,8 @@ class SyntheticLinear(DatasetSource):
         return mu, w, float(p["intercept"] - w @ mu), cov
 
     def load(self, seed: int) -> Splits:
-        p = self._check()
-        mu, w, b, cov = self.generator(seed)
+        mu, w, b, cov = self.generator(seed)  # validates the parameters
+        p = self.p
         n = p["n_train"] + p["n_test"]
         x = np_rng(self.name, "x", seed).multivariate_normal(mu, cov, size=n, method="cholesky")
         y = (x @ w + b > 0).astype(np.int64)

@@ -65,12 +65,13 @@ metrics get (−∞, ∞) and the ideal at the better infinity.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import warnings
 from dataclasses import replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
@@ -339,18 +340,14 @@ class _Run:
         self.n_calls = 0
 
     # -- counting ---------------------------------------------------------------------------
-    def counting(self):
-        import contextlib
-
-        @contextlib.contextmanager
-        def hooked():
-            handle = self.module.register_forward_hook(self._hook)
-            try:
-                yield
-            finally:
-                handle.remove()
-
-        return hooked()
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """Count the module's forward rows (:meth:`_hook`) while the block runs."""
+        handle = self.module.register_forward_hook(self._hook)
+        try:
+            yield
+        finally:
+            handle.remove()
 
     def _hook(self, module: Any, args: Any, output: Any) -> None:
         if self.explaining or not hasattr(output, "shape"):

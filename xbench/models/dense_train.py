@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from ..cache import cache_dir, content_key, model_dir_ok
-from ..errors import XBenchError
 from ..io import atomic_write, atomic_write_json
 from ..seeding import isolated_global_rng, torch_gen
 from .loop import fit
+from .text_train import check_min_accuracy
 
 TRAINER_VERSION = 2  # 2: trained on loop.TRAIN_THREADS threads
 
@@ -44,7 +44,7 @@ def dense_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_s
 
 def train_dense(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float,
                 batch_size: int, weight_decay: float, seed_parts: tuple) -> None:
-    """Adam with a one-cycle schedule and cross-entropy; batch order from a seeded generator."""
+    """AdamW with a one-cycle schedule and cross-entropy; batch order from a seeded generator."""
     gen = torch_gen(*seed_parts, "batches")
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -92,10 +92,7 @@ def cached_dense_model(task: Any, splits: Any, build: Callable[[], torch.nn.Modu
             meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
             atomic_write(path / "model.safetensors", lambda f: f.write(blob), mode="wb")
             atomic_write_json(path / "meta.json", meta)  # last: a folder with a matching meta is whole
-    acc = meta["test_accuracy"]
-    if task.model.min_accuracy is not None and acc < task.model.min_accuracy:
-        raise XBenchError(f"{task.path}: field 'model.min_accuracy': trained model reached {acc:.4f} "
-                          f"held-out accuracy, below {task.model.min_accuracy}")
+    check_min_accuracy(task, meta["test_accuracy"])
     model.eval()
     return model, {**meta, "cache": "hit" if hit else "miss", "cache_path": str(path)}
 
