@@ -61,7 +61,7 @@ def peak_rss_mib() -> float:
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
-from _machine import OtherCpu, cpu_busy, load_note, other_note, write_json  # noqa: E402  (benchmarks/ is on sys.path)
+from _machine import OtherCpu, load_note, other_note, write_json  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from tabulate import tabulate
 
-    import xbench.runner as runner_mod
-    from xbench.cache import cache_dir
-    from xbench.cli import build_config, parser
+    import xbench.run.runner as runner_mod
+    from xbench.core.cache import cache_dir
+    from xbench.run.config import build_config
+    from xbench.cli import parser
     import_s = time.perf_counter() - t_import
 
     cli_argv = ["run", "--suite", args.suite] + ([] if args.n is None else ["--n", str(args.n)])

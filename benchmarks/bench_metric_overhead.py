@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import shutil
 import statistics
@@ -75,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-from _machine import OtherCpu, cpu_busy, load_note, other_note, write_json  # noqa: E402  (benchmarks/ is on sys.path)
+from _machine import OtherCpu, load_note, other_note, write_json  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,13 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tabulate import tabulate
 
-    from xbench.cache import cache_dir
-    from xbench.catalogue import load_suite
-    from xbench.explainers import Explainer
-    from xbench.metrics import Context, Metric
-    from xbench.perturb import PerturbationEngine
-    from xbench.runner import RunConfig, Runner, targets_for, weights_hash
-    from xbench.task import load_task, resolve_task
+    from xbench.core.cache import cache_dir
+    from xbench.run.config import load_suite
+    from xbench.explainers.base import Explainer
+    from xbench.metrics.base import Context, Metric
+    from xbench.features.engine import PerturbationEngine
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
+    from xbench.tasks.task import targets_for, weights_hash
+    from xbench.tasks.task import load_task
+    from xbench.tasks.catalogue import resolve_task
 
     suite = load_suite(args.suite)
     n = args.n or suite.n

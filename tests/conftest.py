@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import LINEAR_TASK
-from xbench.spec import parse_task
-from xbench.task import load_task
+from xbench.tasks.catalogue import parse_task
+from xbench.tasks.task import load_task
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from xbench.data import DatasetSource, Record, Splits
-from xbench.explainers import Explanations
-from xbench.metrics import Context
-from xbench.models import ModelSource
+from xbench.data.base import DatasetSource, Record, Splits
+from xbench.explainers.base import Explanations
+from xbench.metrics.scoring import score_explanations
+from xbench.models.base import ModelSource
 from xbench.models.bert import build_word_tokenizer
-from xbench.perturb import PerturbationEngine
 
 # class-1 weight of each word (class 0 weights are all zero)
 WEIGHTS = {"great": 2.0, "fine": 1.0, "the": 0.0, "bad": -1.0, "film": 0.0, "plot": 0.0}
@@ -110,21 +109,20 @@ def fixed_explanations(task, attrs) -> Explanations:
 
 
 def score(task, metric, attrs, targets=None, engine=None):
-    """Per-example values and errors of ``metric`` for the attributions ``attrs`` (one per example)."""
+    """Per-example values and errors of ``metric`` for the attributions ``attrs`` (one per example),
+    through the public plan -> engine -> score function."""
     task.examples = task.examples[:len(attrs)]
-    engine = engine or PerturbationEngine(task.model, task.spec.replacement)
     targets = np.array(targets if targets is not None else [1] * len(attrs))
-    ctx = Context(task, fixed_explanations(task, attrs), targets, engine)
-    states = metric.plan(ctx)
-    engine.run()
-    return metric.score(ctx, states)
+    (planned,) = score_explanations(task, [fixed_explanations(task, attrs)], [metric], targets, engine=engine)
+    (result,) = planned.results
+    return result.values, result.errors
 
 
 def shared_data(name: str):
     """The path of a data set under ../shared/data (or $XBENCH_DATA), or None where it is absent:
     tests that need it skip."""
-    from xbench.data import resolve_data_path
-    from xbench.errors import XBenchError
+    from xbench.data.base import resolve_data_path
+    from xbench.core.errors import XBenchError
 
     try:
         return resolve_data_path(name)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xbench.data import DatasetSource, Splits
-from xbench.dense import ArrayRecord
-from xbench.models import ModelSource
+from xbench.data.base import DatasetSource, Splits
+from xbench.data.base import ArrayRecord
+from xbench.models.base import ModelSource
 
 W_TAB = np.array([2.0, 1.0, -1.0], dtype=np.float32)
 TRAIN_TAB = np.array([[0, 0, 0], [2, 2, 2], [1, 4, 0], [1, 2, 2]], dtype=np.float32)  # column means 1, 2, 1

@@ -34,7 +34,7 @@ def tiny_bert(folder: Path, labels: list[str], seed: int = 0) -> Path:
     MiniLM tokenizer into ``folder``."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from xbench.seeding import isolated_global_rng
+    from xbench.core.seeding import isolated_global_rng
 
     tok = minilm_tokenizer()
     config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from helpers_dense import LinearDense
-from xbench.data import DatasetSource, Splits
-from xbench.dense import ArrayRecord
-from xbench.models import ModelSource
+from xbench.data.base import DatasetSource, Splits
+from xbench.data.base import ArrayRecord
+from xbench.models.base import ModelSource
 
 W_PATCH = np.array([[1.0, 0.5, 0.5, 0.5],
                     [0.5, 0.0, 0.0, 0.0],
@@ -70,8 +70,8 @@ class Images4Model(ModelSource):
 
 
 def task4(kind: str = "patch", bias: float = 0.0, stride: int = 1, **over):
-    from xbench.spec import parse_task
-    from xbench.task import load_task
+    from xbench.tasks.catalogue import parse_task
+    from xbench.tasks.task import load_task
 
     spec = {"name": "img4", "modality": "image", "replacement": "zero", "rationale": True,
             "dataset": {"source": "test-images-4x4"},

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from xbench.agreement import agreement, to_markdown
+from xbench.results.agreement import agreement
+from xbench.report.tables import agreement_markdown as to_markdown
 
 
 def test_agreement_by_hand():

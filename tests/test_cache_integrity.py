@@ -5,11 +5,12 @@ import json
 
 import helpers  # noqa: F401  (registers the linear test model and dataset)
 from helpers import LINEAR_TASK
-from xbench.cache import cache_dir, model_dir_ok, sidecar, verify_sidecar
-from xbench.explainers import Explainer
-from xbench.leaderboard import read_scores
-from xbench.runner import RunConfig, Runner
-from xbench.spec import parse_task
+from xbench.core.cache import cache_dir, model_dir_ok, sidecar, verify_sidecar
+from xbench.explainers.base import Explainer
+from xbench.results.leaderboard import read_scores
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
+from xbench.tasks.catalogue import parse_task
 
 EXPLAINERS = [("saliency", {}), ("occlusion", {}), ("integrated_gradients", {"n_steps": 8})]
 METRICS = [("comprehensiveness", {}), ("deletion_auc", {"steps": 4})]
@@ -62,8 +63,8 @@ def test_attribution_cache_hits_versions_and_corruption(tmp_path, monkeypatch):
 
 
 def test_corrupt_model_cache_is_retrained_not_used(tmp_path, monkeypatch):
-    from xbench.runner import weights_hash
-    from xbench.task import load_task
+    from xbench.tasks.task import weights_hash
+    from xbench.tasks.task import load_task
 
     monkeypatch.setenv("XBENCH_CACHE", str(tmp_path / "cache"))
     spec = parse_task({"name": "shapes-mini", "modality": "image", "replacement": "zero",

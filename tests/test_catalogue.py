@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from xbench.catalogue import task_specs, tasks_dir
+from xbench.tasks.catalogue import task_specs
+from xbench.spec.catalogue import tasks_dir
 from xbench.cli import main
 
 TASK_FILES = sorted(tasks_dir().glob("*.yaml"))

@@ -23,15 +23,18 @@ from scipy import stats
 
 import helpers  # noqa: F401  (registers the test-linear model source)
 from helpers import WEIGHTS
-from xbench.check import CELL_FIELDS, DEFAULT_MIN_EFFECT, check, compare, to_junit
+from xbench.gate.check import CELL_FIELDS, DEFAULT_MIN_EFFECT, check, compare, to_junit
 from xbench.cli import main
-from xbench.contract import check_contract, load_contract
-from xbench.data import DatasetSource, Record, Splits
+from xbench.gate.contract import check_contract, load_contract
+from xbench.data.base import DatasetSource, Record, Splits
 from xbench.explainers.gradient import IntegratedGradients
-from xbench.leaderboard import load_leaderboard, read_scores, write_leaderboard
-from xbench.runner import SCORE_COLUMNS, RunConfig, Runner
-from xbench.seeding import np_rng
-from xbench.spec import parse_task
+from xbench.results.leaderboard import load_leaderboard, read_scores
+from xbench.report.tables import write_leaderboard
+from xbench.results.leaderboard import SCORE_COLUMNS
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
+from xbench.core.seeding import np_rng
+from xbench.tasks.catalogue import parse_task
 
 
 class PositiveSentences(DatasetSource):
@@ -59,8 +62,8 @@ class NoisyIG(IntegratedGradients):
     name = "noisy_ig"
     params = {**IntegratedGradients.params, "n_steps": 8, "noise": 0.0}
 
-    def attribute(self, task, ex, target, seed):
-        s = super().attribute(task, ex, target, seed)
+    def attribute(self, inputs, seed):
+        s = super().attribute(inputs, seed)
         return s + self.p["noise"] * np_rng("noisy_ig", seed).standard_normal(s.shape)
 
 

@@ -9,8 +9,8 @@ import yaml
 
 from helpers import LINEAR_TASK
 from xbench.cli import main
-from xbench.errors import XBenchError
-from xbench.spec import load_task_file, parse_task
+from xbench.core.errors import XBenchError
+from xbench.tasks.catalogue import load_task_file, parse_task
 
 
 def run_cli(capsys, *args):
@@ -87,7 +87,9 @@ def test_list_json(capsys):
 
 
 def test_shipped_task_and_suite_files_are_valid():
-    from xbench.catalogue import load_suite, suites_dir, task_specs
+    from xbench.run.config import load_suite
+    from xbench.spec.catalogue import suites_dir
+    from xbench.tasks.catalogue import task_specs
 
     specs = task_specs()
     assert "synthetic-sentiment" in specs and specs["synthetic-sentiment"].default

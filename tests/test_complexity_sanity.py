@@ -17,11 +17,10 @@ from scipy.stats import spearmanr
 import xbench.metrics.complexity as C
 import xbench.metrics.sanity as S
 from helpers import WEIGHTS, score
-from xbench.explainers import Explainer
-from xbench.metrics import BAD_ATTRIBUTIONS, Context, Metric
-from xbench.perturb import PerturbationEngine
-from xbench.seeding import torch_gen
-from xbench.task import load_task
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import BAD_ATTRIBUTIONS, Context, Metric
+from xbench.core.seeding import torch_gen
+from xbench.tasks.task import load_task
 
 M = Metric.registry.get
 E = Explainer.registry.get
@@ -111,7 +110,7 @@ def test_other_class_is_uniform_over_the_others():
 
 def test_off_classes_are_seeded_per_example_not_per_explainer(linear_task):
     linear_task.model.num_labels = 7  # only the draw is tested here, nothing is explained
-    eng = PerturbationEngine(linear_task.model, "mask")
+    eng = linear_task.engine()
     m = M("random_logit")()
     out = []
     for e in ("random", "occlusion"):
@@ -125,7 +124,7 @@ def test_off_classes_are_seeded_per_example_not_per_explainer(linear_task):
 def tiny_bert(layers=2):
     from transformers import BertConfig, BertForSequenceClassification
 
-    from xbench.seeding import isolated_global_rng
+    from xbench.core.seeding import isolated_global_rng
 
     with isolated_global_rng(0):
         return BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=layers,
@@ -173,7 +172,7 @@ def test_randomize_keeps_each_tensors_moments_and_the_global_rng():
 def run_metric(task, metric, explainer, targets=None, seed=0):
     targets = np.array(targets if targets is not None else [1] * len(task.examples))
     expl = explainer.explain(task, task.examples, targets.tolist(), seed)
-    eng = PerturbationEngine(task.model, task.spec.replacement)
+    eng = task.engine()
     ctx = Context(task, expl, targets, eng, seed, explainer)
     states = metric.plan(ctx)
     eng.run()
@@ -217,8 +216,8 @@ class _NanForClassZero(Explainer):
 
     family = "control"
 
-    def attribute(self, task, ex, target, seed):
-        return np.array([WEIGHTS[f] if target == 1 else np.nan for f in ex.features])
+    def attribute(self, inputs, seed):
+        return np.array([WEIGHTS[f] if inputs.target == 1 else np.nan for f in inputs.example.features])
 
 
 _NanForClassZero.name = "test-nan-class0"  # set after the class body: not registered
@@ -331,7 +330,7 @@ def test_randomisation_is_deterministic_and_leaves_the_model_and_global_rng(line
 
 
 def test_max_stages_is_validated():
-    from xbench.errors import XBenchError
+    from xbench.core.errors import XBenchError
 
     with pytest.raises(XBenchError, match="max_stages"):
         M("randomization_cascade")(max_stages=0)

@@ -27,7 +27,7 @@ class Presence(torch.nn.Module):
 @pytest.mark.parametrize("softmax", [False, True])
 def test_faithfulness_correlation_matches_quantus(linear_task, softmax):
     quantus = pytest.importorskip("quantus")
-    from xbench.metrics import Metric
+    from xbench.metrics.base import Metric
 
     ex = linear_task.examples[0]
     w = [WEIGHTS[f] for f in ex.features]
@@ -55,8 +55,8 @@ def test_infidelity_matches_a_direct_captum_call(linear_task):
     direct captum call on the presence-vector model, with the same seeded perturbations, agrees."""
     from captum.metrics import infidelity
 
-    from xbench.metrics import Metric
-    from xbench.seeding import torch_gen
+    from xbench.metrics.base import Metric
+    from xbench.core.seeding import torch_gen
 
     ex = linear_task.examples[0]
     w = [WEIGHTS[f] for f in ex.features]
@@ -81,18 +81,16 @@ def test_max_sensitivity_matches_quantus(linear_task):
     embedding noise sample by sample (identical perturbations), equals xbench's max_sensitivity
     for input x gradient (attribution of token j = its class-1 embedding entry)."""
     quantus = pytest.importorskip("quantus")
-    from helpers import fixed_explanations
-    from xbench.explainers import Explainer
-    from xbench.metrics import Context, Metric
+    from xbench.explainers.base import Explainer
+    from xbench.metrics.base import Context, Metric
     from xbench.metrics.stability import _noise
-    from xbench.perturb import PerturbationEngine
 
     task = linear_task
     task.examples = task.examples[:1]
     ex = task.examples[0]
     explainer = Explainer.registry.get("input_x_gradient")()
     expl = explainer.explain(task, task.examples, [1])
-    engine = PerturbationEngine(task.model, "mask")
+    engine = task.engine()
     ctx = Context(task, expl, np.array([1]), engine, 0, explainer)
     n, radius = 6, 0.3
     m = Metric.registry.get("max_sensitivity")(radius=radius, n_samples=n)
@@ -138,9 +136,9 @@ def test_full_randomization_matches_quantus_mprt(linear_task, monkeypatch):
     of |attributions| (input x gradient) before and after, per example."""
     quantus = pytest.importorskip("quantus")
     from helpers import LinearBag
-    from xbench.explainers import Explainer
-    from xbench.metrics import Context, Metric, sanity
-    from xbench.perturb import PerturbationEngine
+    from xbench.explainers.base import Explainer
+    from xbench.metrics.base import Context, Metric
+    from xbench.metrics import sanity
 
     def quantus_reinit(model, names, *parts):  # what Quantus does to the model's one layer, seed 42
         with torch.random.fork_rng(devices=[]):
@@ -152,7 +150,7 @@ def test_full_randomization_matches_quantus_mprt(linear_task, monkeypatch):
     explainer = Explainer.registry.get("input_x_gradient")()
     targets = np.ones(len(task.examples), dtype=int)
     expl = explainer.explain(task, task.examples, targets.tolist())
-    engine = PerturbationEngine(task.model, "mask")
+    engine = task.engine()
     ctx = Context(task, expl, targets, engine, 0, explainer)
     m = Metric.registry.get("randomization_full")()
     states = m.plan(ctx)

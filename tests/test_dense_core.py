@@ -4,12 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers_dense import IMG_TASK, TAB_TASK, TEST_TAB, TRAIN_TAB, W_IMG, W_TAB
-from xbench.explainers import Explainer
-from xbench.metrics import Context, Metric
-from xbench.perturb import PerturbationEngine
-from xbench.spec import parse_task
-from xbench.task import load_task
+from helpers_dense import IMG_TASK, TAB_TASK, TRAIN_TAB, W_IMG, W_TAB
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import Context, Metric
+from xbench.tasks.catalogue import parse_task
+from xbench.tasks.task import load_task
 
 
 def tab(**over):
@@ -51,7 +50,7 @@ def test_image_feature_map_and_baselines():
 
 
 def test_replacement_must_suit_the_modality():
-    from xbench.errors import XBenchError
+    from xbench.core.errors import XBenchError
 
     with pytest.raises(XBenchError, match="field 'replacement' must be one of zero, mean, blur for image"):
         parse_task({**IMG_TASK, "replacement": "mask"}, "img.yaml")
@@ -88,8 +87,8 @@ def test_comprehensiveness_by_hand_tabular():
     task = tab()
     task.examples = task.examples[:1]
     ex = task.examples[0]
-    engine = PerturbationEngine(task.model, "mean")
-    from xbench.explainers import Explanations
+    engine = task.engine()
+    from xbench.explainers.base import Explanations
 
     a = W_TAB * (ex.x - ex.baseline)
     expl = Explanations("fixed", {}, [ex.id], [a], np.zeros(1), np.zeros(1, int), np.zeros(1, int))
@@ -106,7 +105,7 @@ def test_comprehensiveness_by_hand_tabular():
 
 def test_engine_dedupes_dense_rows_by_example_and_mask():
     task = tab()
-    engine = PerturbationEngine(task.model, "mean")
+    engine = task.engine()
     ex = task.examples[0]
     h1 = engine.submit(ex, np.array([[1, 0, 1], [1, 1, 1]], bool))
     h2 = engine.submit(ex, np.array([[1, 0, 1]], bool))
@@ -120,7 +119,8 @@ def test_engine_dedupes_dense_rows_by_example_and_mask():
 def test_runner_end_to_end_image_and_tabular(tmp_path):
     import pandas as pd
 
-    from xbench.runner import RunConfig, Runner
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
 
     # a bias of 10 makes class 1 the prediction everywhere (class 0's logit is constant: zero attributions)
     specs = [parse_task({**TAB_TASK, "model": {"source": "test-linear-dense", "params": {"bias": 10.0}}}, "tab.yaml"),

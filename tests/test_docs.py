@@ -1,8 +1,8 @@
 """The README is the front door: its two commands, and a row for every registered metric."""
 from pathlib import Path
 
-from xbench.explainers import Explainer
-from xbench.metrics import Metric
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import Metric
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def test_every_metric_and_explainer_is_documented():
 def test_readme_task_example_is_a_valid_task_file():
     import yaml
 
-    from xbench.spec import parse_task
+    from xbench.tasks.catalogue import parse_task
 
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Add a task"):readme.index("## Add an explainer")]
@@ -44,7 +44,7 @@ def test_readme_task_example_is_a_valid_task_file():
 
 
 def test_readme_lists_every_task_file():
-    from xbench.catalogue import task_specs
+    from xbench.tasks.catalogue import task_specs
 
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("## Tasks"):readme.index("## What is measured")]

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from helpers import fixed_explanations
-from xbench.metrics import Context, Metric
-from xbench.perturb import PerturbationEngine, materialize
+from xbench.metrics.base import Context, Metric
+from xbench.features.engine import PerturbationEngine
+from xbench.features.text import TextRemoval, materialize
 
 
 def test_policies_in_token_id_space(linear_task):
@@ -29,7 +30,7 @@ def test_special_tokens_are_never_removed(linear_task):
 
 
 def test_word_granularity_removes_all_subword_tokens(linear_task):
-    from xbench.task import TextExample
+    from xbench.features.text import TextExample
 
     ex = TextExample("w", np.array([2, 10, 11, 12, 3]), np.array([-1, 0, 0, 1, -1]), 1, ["word", "other"])
     (ids, _, _), = materialize(ex, np.array([[False, True]]), "mask", 4)
@@ -54,7 +55,7 @@ def test_no_input_is_evaluated_twice(linear_task, policy):
     task = linear_task
     task.spec = type(task.spec)(**{**task.spec.__dict__, "replacement": policy})
     rec = Recorder(task.model)
-    engine = PerturbationEngine(task.model, policy, batch_size=3)
+    engine = PerturbationEngine(task.model, TextRemoval(policy, task.model.tokenizer), batch_size=3)
     targets = np.ones(len(task.examples), dtype=int)
     metrics = [Metric.registry.get(n)() for n in ("comprehensiveness", "sufficiency", "deletion_auc",
                                                    "insertion_auc")]
@@ -86,7 +87,7 @@ def test_no_input_is_evaluated_twice(linear_task, policy):
 
 def test_full_input_count_matches_unique_inputs(linear_task):
     # one example, comprehensiveness with bins at 25/50/75/100%: 4 removals + the full input
-    engine = PerturbationEngine(linear_task.model, "mask")
+    engine = linear_task.engine()
     linear_task.examples = linear_task.examples[:1]
     ctx = Context(linear_task, fixed_explanations(linear_task, [[4, 3, 2, 1]]), np.array([1]), engine)
     Metric.registry.get("comprehensiveness")(bins=[0.25, 0.5, 0.75, 1.0]).plan(ctx)

@@ -17,13 +17,14 @@ import torch
 from xbench.cli import main
 from helpers import shared_data
 from xbench.data.eraser import Eraser
-from xbench.eraser_export import AOPC_BINS, export_eraser, word_scores, write_scorer_data
-from xbench.errors import XBenchError
+from xbench.report.eraser import AOPC_BINS, export_eraser, word_scores, write_scorer_data
+from xbench.core.errors import XBenchError
 from xbench.models.bert import build_word_tokenizer
-from xbench.runner import RunConfig, Runner
-from xbench.spec import load_task_file, parse_task
-from xbench.task import load_task
-from xbench.text import encode_records
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
+from xbench.tasks.catalogue import load_task_file, parse_task
+from xbench.tasks.task import load_task
+from xbench.features.text import encode_records
 
 FIXTURE = Path(__file__).parent / "fixtures" / "eraser-mini"
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from helpers import WEIGHTS
-from xbench.explainers import Explainer, pool
+from xbench.explainers.base import Explainer
+from xbench.tasks.task import pool
 
 E = Explainer.registry.get
 
@@ -57,7 +58,7 @@ def test_stochastic_explainers_are_seeded(linear_spec, name):
     the global RNGs are left as they were."""
     from dataclasses import replace
 
-    from xbench.task import load_task
+    from xbench.tasks.task import load_task
 
     task = load_task(replace(linear_spec, explained_output="probability"))  # nonlinear in the input
     ex = task.examples[:2]

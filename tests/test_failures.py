@@ -7,8 +7,8 @@ import yaml
 
 from helpers import LINEAR_TASK
 from xbench.cli import main
-from xbench.explainers import Explainer
-from xbench.leaderboard import read_scores
+from xbench.explainers.base import Explainer
+from xbench.results.leaderboard import read_scores
 
 
 class NanOnSecond(Explainer):
@@ -16,7 +16,8 @@ class NanOnSecond(Explainer):
 
     name = "test-nan"
 
-    def attribute(self, task, ex, target, seed):
+    def attribute(self, inputs, seed):
+        ex = inputs.example
         return np.full(ex.n_features, np.nan) if ex.id == "b" else np.arange(ex.n_features, 0, -1.0)
 
 

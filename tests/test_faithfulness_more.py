@@ -11,8 +11,8 @@ from scipy.stats import spearmanr
 
 from helpers import score
 from helpers import sigmoid as s
-from xbench.metrics import Metric
-from xbench.task import load_task
+from xbench.metrics.base import Metric
+from xbench.tasks.task import load_task
 
 M = Metric.registry.get
 W_A = [2.0, 1.0, 0.0, -1.0]
@@ -60,10 +60,9 @@ def test_monotonicity_by_hand(linear_task):
 
 def test_loo_inputs_are_shared_across_explainers(linear_task):
     from helpers import fixed_explanations
-    from xbench.metrics import Context
-    from xbench.perturb import PerturbationEngine
+    from xbench.metrics.base import Context
 
-    engine = PerturbationEngine(linear_task.model, "mask")
+    engine = linear_task.engine()
     targets = np.ones(len(linear_task.examples), dtype=int)
     for attrs in ([np.arange(ex.n_features, dtype=float) for ex in linear_task.examples],
                   [-np.arange(ex.n_features, dtype=float) for ex in linear_task.examples]):

@@ -8,13 +8,13 @@ import yaml
 
 from helpers_hub import FIXTURES, minilm_tokenizer
 from xbench.cli import main
-from xbench.data import Record
+from xbench.data.base import Record
 from xbench.data.fields import FieldMap, Where, chars_to_mask, word_spans
 from xbench.data.files import PathSource
-from xbench.errors import XBenchError
-from xbench.explainers import pool
-from xbench.spec import parse_task
-from xbench.text import encode_records
+from xbench.core.errors import XBenchError
+from xbench.tasks.task import pool
+from xbench.tasks.catalogue import parse_task
+from xbench.features.text import encode_records
 
 FILES = FIXTURES / "files"
 REVIEWS = {"test": str(FILES / "reviews.jsonl"), "text": "review", "label": "sentiment", "id": "doc",

@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from helpers_hub import FIXTURES, minilm_dir, tiny_bert
-from xbench import netcheck
+from xbench.core import netcheck
 from xbench.cli import main
-from xbench.data import Splits
+from xbench.data.base import Splits
 from xbench.data.hub import HFDataset, evidence_offsets, parse_marked
-from xbench.errors import XBenchError
+from xbench.core.errors import XBenchError
 from xbench.models.hub import HubModel
-from xbench.runner import RunConfig, Runner
-from xbench.spec import parse_task
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
+from xbench.tasks.catalogue import parse_task
 
 HUB = FIXTURES / "hub"
 REPO = Path(__file__).resolve().parent.parent

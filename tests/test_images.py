@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from helpers import score
 from helpers_images import GOLD, W_PATCH, W_RAMP, X_SIGNED, task4
-from xbench.errors import XBenchError
-from xbench.explainers import Explainer
-from xbench.metrics import Context, Metric
-from xbench.perturb import PerturbationEngine
+from xbench.core.errors import XBenchError
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import Context, Metric
 
 E, M = Explainer.registry.get, Metric.registry.get
 
@@ -32,7 +33,7 @@ def _one_intra_op_thread():
 
 def run_metric(task, metric, explainer, targets=None, seed=0):
     targets = np.array(targets if targets is not None else [1] * len(task.examples))
-    engine = PerturbationEngine(task.model, task.spec.replacement)
+    engine = task.engine()
     expl = explainer.explain(task, task.examples, targets.tolist(), seed)
     ctx = Context(task, expl, targets, engine, seed, explainer)
     states = metric.plan(ctx)
@@ -100,7 +101,8 @@ def shapes(tmp_path_factory):
     """The shipped task, trained once per module in the session's private cache (module fixtures run
     before conftest's per-test cache fixture, so it is set here too)."""
     from conftest import _session_cache
-    from xbench.task import load_task, resolve_task
+    from xbench.tasks.task import load_task
+    from xbench.tasks.catalogue import resolve_task
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XBENCH_CACHE", _session_cache(tmp_path_factory))
@@ -134,14 +136,15 @@ def test_good_explainers_localise_the_deciding_shape_random_does_not(shapes):
 
 
 def test_digits_task_trains_an_accurate_cnn_and_has_no_localisation():
-    from xbench.task import load_task, resolve_task
+    from xbench.tasks.task import load_task
+    from xbench.tasks.catalogue import resolve_task
 
     task = load_task(resolve_task("digits"), n=5)
     assert task.info["model"]["test_accuracy"] >= 0.95
     assert task.examples[0].x.shape == (1, 8, 8) and task.examples[0].n_features == 64
     assert not M("pointing_game")().applies_to(task, E("saliency")())
     # patch "auto" for an 8-pixel side is one pixel: occlusion is leave-one-pixel-out
-    from xbench.image_groups import image_groups
+    from xbench.features.image import image_groups
 
     assert np.array_equal(image_groups(task.examples[0], "auto"), np.arange(64))
 
@@ -223,7 +226,7 @@ def test_patch_param_is_ignored_for_text_and_checked(linear_task):
 
 
 def test_slic_superpixels_group_pixels(shapes):
-    from xbench.image_groups import image_groups
+    from xbench.features.image import image_groups
 
     ex = shapes.examples[0]
     g = image_groups(ex, "auto", "slic")
@@ -304,8 +307,8 @@ def test_noise_metrics_keep_only_label_preserving_samples_on_images():
 
 def test_stability_metrics_apply_to_every_modality_but_discrete_edits_to_text(linear_task):
     from helpers_dense import TAB_TASK
-    from xbench.spec import parse_task
-    from xbench.task import load_task
+    from xbench.tasks.catalogue import parse_task
+    from xbench.tasks.task import load_task
 
     tab = load_task(parse_task(dict(TAB_TASK), "tab.yaml"))
     for task in (task4(), tab, linear_task):
@@ -318,7 +321,7 @@ def test_stability_metrics_apply_to_every_modality_but_discrete_edits_to_text(li
 
 def test_sanity_and_seed_stability_on_a_cnn(shapes):
     task = shapes
-    task_small = type(task)(task.spec, task.examples[:6], task.model, task.label_names, task.info)
+    task_small = replace(task, examples=task.examples[:6])
     targets = task.model.forward_array(np.stack([ex.x for ex in task_small.examples])).argmax(1)
     v, err, ctx = run_metric(task_small, M("randomization_cascade")(), E("grad_cam")(), targets)
     assert err == [None] * 6 and np.all(np.abs(v) <= 1)
@@ -346,9 +349,9 @@ def test_trained_weights_do_not_depend_on_the_process_thread_count(tmp_path, mon
     """A small CNN trained in a 1-thread and in a 2-thread process gets the same weights, because
     training is pinned to ``TRAIN_THREADS``; unpinned, the backward pass's thread split shows."""
     from xbench.models import loop
-    from xbench.runner import weights_hash
-    from xbench.spec import parse_task
-    from xbench.task import load_task
+    from xbench.tasks.task import weights_hash
+    from xbench.tasks.catalogue import parse_task
+    from xbench.tasks.task import load_task
 
     spec = parse_task({"name": "shapes-mini", "modality": "image", "replacement": "zero",
                        "dataset": {"source": "synthetic-shapes", "params": {"n_train": 512, "n_test": 16, "size": 16}},

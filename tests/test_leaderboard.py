@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from xbench.cli import main
-from xbench.leaderboard import ROW_FIELDS, bootstrap_ci, summarize, to_markdown, write_leaderboard
+from xbench.results.leaderboard import ROW_FIELDS, bootstrap_ci, summarize
+from xbench.report.tables import to_markdown, write_leaderboard
 
 
 def scores_frame():
@@ -84,7 +85,8 @@ def test_task_summary_pareto_and_family_disagreement():
     (faithfulness, cost); Q is less faithful and slower than F."""
     import pandas as pd
 
-    from xbench.leaderboard import summarize, task_summary, to_latex
+    from xbench.results.leaderboard import summarize, task_summary
+    from xbench.report.tables import to_latex
 
     means = {"comprehensiveness": {"F": 0.9, "P": 0.3, "Q": 0.5, "random": 0.1},
              "token_f1": {"F": 0.2, "P": 0.9, "Q": 0.6, "random": 0.5},

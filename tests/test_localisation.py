@@ -10,7 +10,7 @@ import pytest
 from helpers import score
 from helpers import sigmoid as s
 from helpers_images import W_PATCH, task4
-from xbench.metrics import EMPTY_RATIONALE, Metric
+from xbench.metrics.base import EMPTY_RATIONALE, Metric
 
 M = Metric.registry.get
 
@@ -44,10 +44,9 @@ def test_pointing_game_breaks_ties_with_the_shared_order():
     task = task4()
     task.examples = task.examples[:1]
     from helpers import fixed_explanations
-    from xbench.metrics import Context
-    from xbench.perturb import PerturbationEngine
+    from xbench.metrics.base import Context
 
-    ctx = Context(task, fixed_explanations(task, [np.ones(16)]), np.array([1]), PerturbationEngine(task.model, "zero"))
+    ctx = Context(task, fixed_explanations(task, [np.ones(16)]), np.array([1]), task.engine())
     first = ctx.order(0)[0]
     v, _ = score(task4(), M("pointing_game")(), [np.ones(16)])
     assert v[0] == float(first in (0, 1, 4, 5))
@@ -73,7 +72,7 @@ def test_relevance_rank_accuracy_and_top_k_by_hand():
 
 
 def test_localisation_params_are_checked():
-    from xbench.errors import XBenchError
+    from xbench.core.errors import XBenchError
 
     with pytest.raises(XBenchError, match="'relevance'"):
         M("relevance_mass_accuracy")(relevance="max")
@@ -137,7 +136,7 @@ def test_patch_curves_with_one_pixel_patches_are_the_pixel_curves():
 
 
 def test_patch_curves_are_image_only_and_check_params(linear_task):
-    from xbench.errors import XBenchError
+    from xbench.core.errors import XBenchError
 
     assert not M("patch_deletion_auc")().applies_to(linear_task, None)
     assert M("patch_deletion_auc")().applies_to(task4(), None)

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import score
 from helpers import sigmoid as s
-from xbench.metrics import Metric, k_of
+from xbench.metrics.base import Metric, k_of
 from xbench.metrics.plausibility import iou, spans
 
 M = Metric.registry.get
@@ -128,11 +128,10 @@ def test_ties_are_broken_randomly_but_reproducibly(linear_task):
     b, _ = score(linear_task, M("token_f1")(), flat)
     assert a[0] == b[0]  # same seed, same order
     # over many seeds a constant explainer averages to the random-level F1 (|G|/F = 0.5)
-    from xbench.metrics import Context
+    from xbench.metrics.base import Context
     from helpers import fixed_explanations
-    from xbench.perturb import PerturbationEngine
 
-    eng = PerturbationEngine(linear_task.model, "mask")
+    eng = linear_task.engine()
     vals = []
     for seed in range(200):
         ctx = Context(linear_task, fixed_explanations(linear_task, flat), np.array([1]), eng, seed=seed)
@@ -165,12 +164,11 @@ def test_average_precision_matches_sklearn():
 
 def test_cost_metrics_report_the_measured_cost(linear_task):
     from helpers import fixed_explanations
-    from xbench.metrics import Context
-    from xbench.perturb import PerturbationEngine
+    from xbench.metrics.base import Context
 
     expl = fixed_explanations(linear_task, [[1.0] * ex.n_features for ex in linear_task.examples])
     expl.seconds, expl.forward, expl.backward = np.array([.5, .25, 1., 2.]), np.array([3, 4, 5, 6]), np.arange(4)
-    ctx = Context(linear_task, expl, np.ones(4, dtype=int), PerturbationEngine(linear_task.model, "mask"))
+    ctx = Context(linear_task, expl, np.ones(4, dtype=int), linear_task.engine())
     for name, want in (("seconds", expl.seconds), ("forward_passes", expl.forward), ("backward_passes", expl.backward)):
         values, errors = M(name)().score(ctx, [None] * 4)
         np.testing.assert_array_equal(values, want)

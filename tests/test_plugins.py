@@ -3,7 +3,6 @@ error lines, and the worked example in examples/custom_explainer/ (checked on th
 whose exact attributions are known: tests/helpers.py)."""
 from __future__ import annotations
 
-import argparse
 import sys
 import textwrap
 from pathlib import Path
@@ -13,12 +12,13 @@ import pytest
 import yaml
 
 from helpers import LINEAR_TASK, WEIGHTS
-from xbench.catalogue import load_suite
-from xbench.cli import build_config, main
-from xbench.errors import XBenchError
-from xbench.explainers import Explainer, Explanations
-from xbench.metrics import Metric
-from xbench.registry import Registry
+from xbench.run.config import load_suite
+from xbench.run.config import build_config
+from xbench.cli import main
+from xbench.core.errors import XBenchError
+from xbench.explainers.base import Explainer, Explanations
+from xbench.metrics.base import Metric
+from xbench.core.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "custom_explainer"
@@ -35,8 +35,8 @@ class FakeConst(Explainer):
     """Test plugin: score i = i + 1."""
     name = "fake_const"
 
-    def attribute(self, task, ex, target, seed):
-        return np.arange(1.0, ex.n_features + 1)
+    def attribute(self, inputs, seed):
+        return np.arange(1.0, inputs.example.n_features + 1)
 
 
 class FakeSeconds(Seconds):
@@ -153,10 +153,8 @@ def test_entry_point_plugins_run_and_join_explainers_all(installed, task_file, t
     scores = (run / "scores.csv").read_text()
     assert "fake_const,fake_seconds" in scores and "fake_const,comprehensiveness" in scores
     # `explainers: all` includes plugins for `xbench run`; `xbench publish` keeps the built-ins only
-    ns = argparse.Namespace(suite="default", tasks=[str(task_file)], explainers=None, metrics=None, n=None,
-                            seed=0, no_cache=False)
-    assert "fake_const" in dict(build_config(ns).explainers)
-    from xbench.publish import publish_config
+    assert "fake_const" in dict(build_config([str(task_file)]).explainers)
+    from xbench.run.publish import publish_config
 
     published = dict(publish_config("default").explainers)
     assert "fake_const" not in published and "integrated_gradients" in published
@@ -216,8 +214,8 @@ def test_example_on_a_tabular_task(monkeypatch):
     """Dense inputs: x = (3, 1, 0), w = (2, 1, −1), column means (1, 2, 1): |w ⊙ x| = (6, 1, 0) and
     from the mean baseline |w ⊙ (x − mean)| = |(4, −1, 1)| = (4, 1, 1)."""
     from helpers_dense import TAB_TASK
-    from xbench.spec import parse_task
-    from xbench.task import load_task
+    from xbench.tasks.catalogue import parse_task
+    from xbench.tasks.task import load_task
 
     monkeypatch.syspath_prepend(str(EXAMPLE))
     cls = Explainer.registry.get("my_explainers:AbsGradInput")
@@ -328,7 +326,7 @@ def test_example_files_are_valid(monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE))
     suite = load_suite(str(EXAMPLE / "suite.yaml"))
     assert suite.explainers[0] == ("abs_grad_input", {"from_baseline": False}) and suite.n == 20
-    from xbench.contract import load_contract
+    from xbench.gate.contract import load_contract
 
     c = load_contract(EXAMPLE / "contract.yaml")
     assert set(c.explainers) == {"abs_grad_input"}

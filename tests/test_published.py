@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xbench.leaderboard import load_leaderboard, read_scores, summarize, task_summary, to_markdown
-from xbench.publish import config_hash, publish_config
-from xbench.runner import RunConfig, Runner
+from xbench.results.leaderboard import load_leaderboard, read_scores, summarize, task_summary
+from xbench.report.tables import to_markdown
+from xbench.run.publish import config_hash, publish_config
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "leaderboards" / "default"
 FIX = "run `xbench publish` and commit leaderboards/default"

@@ -70,19 +70,19 @@ MODULE = textwrap.dedent('''
 
         name = "plugin_test_zero"
 
-        def attribute(self, task, ex, target, seed):
-            return np.zeros(ex.n_features)
+        def attribute(self, inputs, seed):
+            return np.zeros(inputs.example.n_features)
 ''')
 
 
 def test_entry_point_is_registered():
     eps = [ep for ep in entry_points(group="pytest11") if ep.name == "xbench"]
     assert eps, "pytest11 entry point 'xbench' missing: run pip install -e . after editing pyproject.toml"
-    assert eps[0].value == "xbench.pytest_plugin"
+    assert eps[0].value == "xbench.gate.pytest_plugin"
 
 
 def test_plugin_import_is_light():
-    code = ("import sys, xbench.pytest_plugin; "
+    code = ("import sys, xbench.gate.pytest_plugin; "
             "print([m for m in ('torch', 'numpy', 'pandas', 'captum', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -8,21 +8,19 @@ the left" is what it predicts and its gradients sit on and around the square.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from xbench.data import DatasetSource, Splits
-from xbench.dense import ArrayRecord
-from xbench.errors import XBenchError
-from xbench.metrics import Context, Metric
-from xbench.models import ModelSource
-from xbench.perturb import PerturbationEngine
-from xbench.spec import parse_task
-from xbench.task import load_task
+from xbench.data.base import DatasetSource, Splits
+from xbench.data.base import ArrayRecord
+from xbench.core.errors import XBenchError
+from xbench.metrics.base import Context, Metric
+from xbench.models.base import ModelSource
+from xbench.tasks.catalogue import parse_task
+from xbench.tasks.task import load_task
 
 quantus = pytest.importorskip("quantus")
 
@@ -89,10 +87,10 @@ def task():
 
 
 def context(task, name="saliency", attributions=None, **params):
-    from xbench.explainers import Explainer
+    from xbench.explainers.base import Explainer
 
     explainer = Explainer.registry.get(name)(**params)
-    engine = PerturbationEngine(task.model, task.spec.replacement)
+    engine = task.engine()
     targets = np.array([ex.label for ex in task.examples])
     expl = explainer.explain(task, task.examples, targets.tolist())
     if attributions is not None:
@@ -156,7 +154,7 @@ def test_cli_lists_the_prefix_once_and_reports_bad_names(capsys):
 
 
 def test_suite_file_loads_and_names_functions():
-    from xbench.catalogue import load_suite
+    from xbench.run.config import load_suite
 
     suite = load_suite("quantus")
     names = [n for n, _ in suite.metrics]
@@ -308,7 +306,8 @@ METRICS = [("quantus:PointingGame", {}), ("quantus:RelevanceMassAccuracy", {}), 
 
 
 def test_runner_end_to_end(tmp_path):
-    from xbench.runner import RunConfig, Runner
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
 
     spec = parse_task(dict(TASK), "squares.yaml")
     cfg = RunConfig([spec], [("saliency", {}), ("occlusion", {}), ("random", {})], METRICS, seed=0)
@@ -341,8 +340,9 @@ def test_synthetic_shapes_images(tmp_path):
     with the fixture's detector in place of the trained CNN (training it takes minutes here)."""
     import yaml
 
-    from xbench.catalogue import tasks_dir
-    from xbench.runner import RunConfig, Runner
+    from xbench.spec.catalogue import tasks_dir
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
 
     path = tasks_dir() / "synthetic-shapes.yaml"
     if not path.exists():

@@ -13,10 +13,11 @@ import pytest
 import helpers  # noqa: F401  (registers the test model source)
 from helpers import LinearSource
 from xbench.cli import main
-from xbench.data import DatasetSource, Record, Splits
-from xbench.report import build_report, write_report
-from xbench.runner import RunConfig, Runner
-from xbench.spec import parse_task
+from xbench.data.base import DatasetSource, Record, Splits
+from xbench.report.html import build_report, write_report
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
+from xbench.tasks.catalogue import parse_task
 
 HOSTILE = "<script>alert(1)</script>"
 WORDS = [

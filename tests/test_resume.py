@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 
 from xbench.cli import main
-from xbench.leaderboard import read_scores
-from xbench.repro import compare_scores
+from xbench.results.leaderboard import read_scores
+from xbench.run.repro import compare_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["synthetic-linear", "synthetic-linear-logreg", "--n", "6", "--no-progress",

@@ -7,8 +7,8 @@ import pytest
 
 from helpers import shared_data
 from xbench.data.sst import SSTTrees, binary_rationale, parse_tree, read_trees
-from xbench.errors import XBenchError
-from xbench.spec import load_task_file
+from xbench.core.errors import XBenchError
+from xbench.tasks.catalogue import load_task_file
 
 REPO = Path(__file__).resolve().parents[1]
 

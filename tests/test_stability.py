@@ -14,12 +14,12 @@ import torch
 
 import xbench.metrics.stability as st  # registers the stability metrics
 from helpers import fixed_explanations
-from xbench.explainers import Explainer
-from xbench.metrics import Context, Metric
-from xbench.perturb import PerturbationEngine
-from xbench.perturb_embed import embedding_noise, noisy_rows, weight
-from xbench.seeding import torch_gen
-from xbench.task import TextExample, load_task
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import Context, Metric
+from xbench.features.embedding_noise import embedding_noise, noisy_rows, weight
+from xbench.core.seeding import torch_gen
+from xbench.features.text import TextExample
+from xbench.tasks.task import load_task
 
 M = Metric.registry.get
 E = Explainer.registry.get
@@ -35,7 +35,7 @@ class Scripted(Explainer):
         super().__init__()
         self.outputs, self.seeds = iter(outputs), []
 
-    def attribute(self, task, ex, target, seed):
+    def attribute(self, inputs, seed):
         self.seeds.append(seed)
         return np.asarray(next(self.outputs), dtype=np.float64)
 
@@ -43,8 +43,8 @@ class Scripted(Explainer):
 class Position(Explainer):
     """Deterministic: feature m scores m (its place in reading order). Not registered."""
 
-    def attribute(self, task, ex, target, seed):
-        return np.arange(ex.n_features, dtype=np.float64)
+    def attribute(self, inputs, seed):
+        return np.arange(inputs.example.n_features, dtype=np.float64)
 
 
 Scripted.name, Position.name = "scripted", "position"
@@ -53,7 +53,7 @@ Scripted.name, Position.name = "scripted", "position"
 def run(task, metric, explainer, targets=None, seed=0, attrs=None):
     """(values, errors, metric) of ``metric`` for ``explainer`` on all of ``task``'s examples."""
     targets = np.array(targets if targets is not None else [1] * len(task.examples))
-    engine = PerturbationEngine(task.model, task.spec.replacement)
+    engine = task.engine()
     expl = (fixed_explanations(task, attrs) if attrs is not None
             else explainer.explain(task, task.examples, targets.tolist(), seed))
     ctx = Context(task, expl, targets, engine, seed, explainer)
@@ -270,7 +270,7 @@ def test_zero_attributions_fail_with_a_reason(linear_task):
 def all_edits(task, n=100):
     targets = np.ones(len(task.examples), dtype=int)
     ctx = Context(task, fixed_explanations(task, [np.zeros(ex.n_features) for ex in task.examples]), targets,
-                  PerturbationEngine(task.model, "mask"))
+                  task.engine())
     return [st.edits(ctx, i, n, 0.2) for i in range(len(task.examples))]
 
 
@@ -345,7 +345,7 @@ def test_without_gold_the_top_attributed_features_are_protected(linear_task):
     ex = linear_task.examples[3]  # fine film bad great the
     ex.rationale = None
     ctx = Context(linear_task, fixed_explanations(linear_task, [np.zeros(4)] * 3 + [[5.0, 1, 2, 3, 4]]),
-                  np.ones(4, dtype=int), PerturbationEngine(linear_task.model, "mask"))
+                  np.ones(4, dtype=int), linear_task.engine())
     # protect = 0.4: top ⌈0.4·5⌉ = 2 by attribution = fine, the
     assert st.protected(ctx, 3, 0.4).tolist() == [True, False, False, False, True]
     for e in st.edits(ctx, 3, 100, 0.4):
@@ -365,7 +365,8 @@ def test_runner_writes_no_rows_where_not_applicable_and_records_share_kept(linea
 
     import pandas as pd
 
-    from xbench.runner import RunConfig, Runner
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
 
     cfg = RunConfig([linear_spec], [("occlusion", {}), ("random", {})],
                     [("explainer_seed_stability", {}), ("max_sensitivity", {}), ("discrete_stability_topk", {})])

@@ -4,9 +4,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from xbench.errors import XBenchError
-from xbench.stats import (aggregate_ranks, anchored, friedman_nemenyi, holm, metric_agreement,
-                          paired_tests, pareto_front, rank_groups)
+from xbench.core.errors import XBenchError
+from xbench.results.stats import (aggregate_ranks, anchored, friedman_nemenyi, holm, metric_agreement, paired_tests, pareto_front, rank_groups)
 
 COLS = ["task", "explainer", "metric", "example", "value", "error"]
 

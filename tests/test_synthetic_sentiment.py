@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 
 from xbench.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE, SyntheticSentiment
-from xbench.leaderboard import read_scores
-from xbench.runner import RunConfig, Runner, weights_hash
-from xbench.spec import parse_task
-from xbench.task import load_task, resolve_task
+from xbench.results.leaderboard import read_scores
+from xbench.run.config import RunConfig
+from xbench.run.runner import Runner
+from xbench.tasks.task import weights_hash
+from xbench.tasks.catalogue import parse_task
+from xbench.tasks.task import load_task
+from xbench.tasks.catalogue import resolve_task
 
 
 def test_generator_plants_a_majority_of_one():
@@ -112,7 +115,7 @@ def test_run_directory_layout(synthetic_run):
 def test_a_work_unit_runs_alone_from_its_serialised_form(synthetic_run, tmp_path):
     import json
 
-    from xbench.runner import WorkUnit
+    from xbench.run.config import WorkUnit
 
     out1, spec = synthetic_run
     cfg = RunConfig([spec], EXPLAINERS, METRICS, n=100, seed=0)

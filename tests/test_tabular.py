@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from helpers_dense import TAB_TASK, W_TAB
-from xbench.data import DatasetSource
-from xbench.errors import XBenchError
-from xbench.explainers import Explainer, Explanations
-from xbench.metrics import Context, Metric
-from xbench.perturb import PerturbationEngine
-from xbench.spec import load_task_file, parse_task
-from xbench.task import load_task
+from xbench.data.base import DatasetSource
+from xbench.core.errors import XBenchError
+from xbench.explainers.base import Explainer, Explanations
+from xbench.metrics.base import Context, Metric
+from xbench.tasks.catalogue import load_task_file, parse_task, spec_from_dict
+from xbench.tasks.task import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 #: a small synthetic-linear dataset: quick to generate and to explain
@@ -31,7 +30,7 @@ def syn_task(replacement: str = "mean", model: dict | None = None, **data):
 
 def score(task, name: str, attrs: list, targets: list, **params):
     """Values and errors of metric ``name`` for fixed attributions."""
-    engine = PerturbationEngine(task.model, task.spec.replacement)
+    engine = task.engine()
     expl = Explanations("fixed", {}, [ex.id for ex in task.examples], [np.asarray(a, float) for a in attrs],
                         np.zeros(len(attrs)), np.zeros(len(attrs), int), np.zeros(len(attrs), int))
     ctx = Context(task, expl, np.array(targets), engine)
@@ -274,15 +273,15 @@ def test_exact_explainers_score_one_and_random_its_expectation():
 def test_runner_on_the_tabular_tasks_records_the_replacement(tmp_path):
     import pandas as pd
 
-    from xbench.runner import RunConfig, Runner
+    from xbench.run.config import RunConfig
+    from xbench.run.runner import Runner
 
     specs = [load_task_file(ROOT / "tasks" / f"{n}.yaml") for n in ("breast-cancer-logreg", "breast-cancer-mlp",
                                                                       "synthetic-linear")]
-    from xbench.spec import TaskSpec
 
     d = {**load_task_file(ROOT / "tasks" / "synthetic-linear.yaml").to_dict(), "name": "synthetic-linear-marginal",
          "replacement": "marginal"}
-    specs.append(TaskSpec.from_dict(d, "marginal.yaml"))
+    specs.append(spec_from_dict(d, "marginal.yaml"))
     cfg = RunConfig(specs, [("occlusion", {}), ("saliency", {}), ("random", {})],
                     [("comprehensiveness", {}), ("token_f1", {}), ("gt_feature_agreement", {}),
                      ("gt_rank_agreement", {}), ("gt_pearson", {})], n=12, seed=0)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import XBenchError
+from xbench.core.errors import XBenchError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,13 +25,13 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .catalogue import task_specs
-    from .explainers import Explainer
-    from .metrics import Metric
+    from xbench.explainers.base import Explainer
+    from xbench.metrics.base import Metric
+    from xbench.tasks.catalogue import task_specs
 
     rows: list[dict[str, Any]]
     if args.what == "tasks":
-        from .task import sources
+        from xbench.tasks.task import sources
 
         rows = []
         for s in task_specs().values():
@@ -80,31 +80,29 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def build_config(args: argparse.Namespace):
-    from .catalogue import load_suite, task_specs
-    from .explainers import Explainer
-    from .metrics import Metric
-    from .runner import RunConfig
-    from .task import resolve_task
+def config_from_args(args: argparse.Namespace):
+    """``xbench run``'s arguments -> a :class:`~xbench.run.config.RunConfig` (through the one builder)."""
+    from xbench.run.config import build_config
 
-    suite = load_suite(args.suite)
-    if args.tasks:
-        tasks = [resolve_task(t) for t in args.tasks]
-    else:
-        tasks = [s for s in task_specs().values() if s.default]
-        if not tasks:
-            raise XBenchError("no default tasks found (tasks/*.yaml with 'default: true'); name a task")
-    explainers = suite.explainers or [(n, {}) for n in Explainer.registry.names()]
-    if args.explainers:
-        by_name = dict(explainers)
-        # canonical: checks the name and turns ``pkg.module:Class`` into the class's name (xbench/registry.py)
-        explainers = [(n, by_name.get(n, {})) for n in map(Explainer.registry.canonical, _names(args.explainers))]
-    metrics = suite.metrics
-    if args.metrics:
-        by_name = dict(metrics)
-        metrics = [(n, by_name.get(n, {})) for n in map(Metric.registry.canonical, _names(args.metrics))]
-    return RunConfig(tasks, explainers, metrics, n=args.n or suite.n, seed=args.seed, suite=suite.name,
-                     cache=not args.no_cache)
+    return build_config(args.tasks or (), args.suite, _names(args.explainers), _names(args.metrics), n=args.n,
+                        seed=args.seed, cache=not args.no_cache, runtime=runtime_from_args(args))
+
+
+def runtime_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``--device``, ``--dtype``, ``--threads``, ``--batch-size`` as given (unset ones left out)."""
+    keys = {"device": "device", "dtype": "dtype", "threads": "threads", "batch_size": "batch_size"}
+    return {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
+
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how models run (recorded in the manifest; see xbench/core/device.py)."""
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", help="auto (default: the first GPU if any, else the CPU), cpu, cuda or cuda:N")
+    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="model precision (default: the model's own, float32; reduced precision changes values)")
+    g.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
+    g.add_argument("--batch-size", type=int, help="rows per forward batch (default: the adapter's on the CPU, "
+                                                  "sized from free memory on a GPU)")
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -120,11 +118,11 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import Runner, default_out
+    from xbench.run.runner import Runner, default_out
 
     progress = not args.no_progress and sys.stderr.isatty()
     if args.resume:
-        from .repro import config_of
+        from xbench.run.repro import config_of
 
         given = [f for f in ("tasks", "explainers", "metrics", "n", "out", "shard") if getattr(args, f)]
         if given or args.suite != "default" or args.seed != 0:
@@ -133,9 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         cfg = config_of(out)
         cfg.cache = not args.no_cache
+        cfg.runtime.update(runtime_from_args(args))
         runner = Runner(cfg, out, progress=progress, resume=True)
     else:
-        cfg = build_config(args)
+        cfg = config_from_args(args)
         out = Path(args.out) if args.out else default_out(cfg.suite)
         runner = Runner(cfg, out, progress=progress, shard=_shard(args.shard))
     runner.run()
@@ -152,19 +151,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import load_leaderboard, to_markdown
+    from xbench.report.tables import to_markdown
+    from xbench.results.leaderboard import load_leaderboard
 
     run = Path(args.run_dir)
     if not (run / "leaderboard.json").exists():
         raise XBenchError(f"{run}: not a run directory (no leaderboard.json)")
     lb = load_leaderboard(run)
     if args.plots:
-        from .plots import write_plots
+        from xbench.report.plots import write_plots
 
         files = write_plots(run)
         print(f"wrote {len(files)} plot files under {run / 'plots'}/", file=sys.stderr)
     if args.format == "latex":
-        from .leaderboard import to_latex
+        from xbench.report.tables import to_latex
 
         print(to_latex(lb), end="")
     elif args.format == "json":
@@ -172,13 +172,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(lb.to_csv(index=False), end="")
     else:
-        manifest = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else None
-        print(to_markdown(lb, manifest), end="")
+        from xbench.results.rundir import RunDir
+
+        print(to_markdown(lb, RunDir(run).manifest(required=False) or None), end="")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from xbench.report.html import write_report
 
     run = Path(args.run_dir)
     if not (run / "leaderboard.json").exists():
@@ -192,11 +193,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import PUBLISHED, publish
+    from xbench.run.publish import PUBLISHED, publish
 
     out = Path(args.out) if args.out else PUBLISHED / args.suite
     progress = not args.no_progress and sys.stderr.isatty()
-    out, failures = publish(out, args.suite, args.seed, args.examples, progress)
+    out, failures = publish(out, args.suite, args.seed, args.examples, progress, runtime=runtime_from_args(args))
     print((out / "leaderboard.md").read_text())
     print(f"published {out}/ (leaderboard.md, leaderboard.json, report.html, plots/, manifest.json)")
     if failures:
@@ -208,13 +209,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Re-run a run's manifest config into a new directory and compare: exit 0 identical (or within
     --tolerance), 1 when some scores differ beyond it, 2 on bad input."""
-    from .repro import reproduce
-    from .runner import default_out
+    from xbench.run.repro import reproduce
+    from xbench.run.runner import default_out
 
     out = Path(args.out) if args.out else default_out("reproduce")
     if args.tolerance < 0:
         raise XBenchError("--tolerance must be >= 0")
-    bad, totals = reproduce(Path(args.run_dir), out, args.tolerance, progress=not args.no_progress and sys.stderr.isatty())
+    bad, totals = reproduce(Path(args.run_dir), out, args.tolerance, progress=not args.no_progress and sys.stderr.isatty(),
+                            runtime=runtime_from_args(args))
     from tabulate import tabulate
 
     for task, t in totals["tasks"].items():
@@ -236,7 +238,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .repro import merge
+    from xbench.run.repro import merge
 
     out = merge(Path(args.out), [Path(s) for s in args.shards])
     print(f"merged {len(args.shards)} shard(s) into {out}/")
@@ -245,7 +247,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Regression gate and quality contracts (:mod:`xbench.check`): exit 0 pass, 1 fail, 2 bad input."""
-    from .check import cli
+    from xbench.gate.check import cli
 
     return cli(args)
 
@@ -264,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("tasks", nargs="*", help="task names or task YAML paths (default: tasks with default: true)")
     pr.add_argument("--explainers", help="comma-separated explainer names (default: the suite's, else all)")
     pr.add_argument("--metrics", help="comma-separated metric names (default: the suite's)")
-    pr.add_argument("--suite", default="default", help="metric suite name in metrics/ or a YAML path")
+    pr.add_argument("--suite", default="default", help="metric suite name in suites/ or a YAML path")
     pr.add_argument("--n", type=int, help="examples per task (default: the suite's n, else all)")
     pr.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     pr.add_argument("--out", help="run directory (default runs/<suite>-<time>)")
@@ -273,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--allow-failures", action="store_true", help="exit 0 even if some examples failed")
     pr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (config from its manifest)")
     pr.add_argument("--shard", metavar="K/N", help="run only units K, K+N, ... (1-based) of the run; then xbench merge")
+    add_runtime_arguments(pr)
     pr.set_defaults(func=cmd_run)
     pb = sub.add_parser("leaderboard", help="print a run's leaderboard")
     pb.add_argument("run_dir")
@@ -293,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
     pu.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     pu.add_argument("--examples", type=int, default=20, help="examples per task in the report's viewer")
     pu.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_runtime_arguments(pu)
     pu.set_defaults(func=cmd_publish)
     pq = sub.add_parser("reproduce", help="re-run a run from its manifest alone into a new directory and compare "
                                           "the per-example scores (exit 1 when they differ beyond --tolerance)")
@@ -300,25 +304,26 @@ def parser() -> argparse.ArgumentParser:
     pq.add_argument("--out", help="directory of the new run (default runs/reproduce-<time>)")
     pq.add_argument("--tolerance", type=float, default=0.0, help="absolute difference allowed per score (default 0)")
     pq.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_runtime_arguments(pq)
     pq.set_defaults(func=cmd_reproduce)
     pm = sub.add_parser("merge", help="put the shards of a run (xbench run --shard K/N) together into one run")
     pm.add_argument("out", help="the merged run directory (new)")
     pm.add_argument("shards", nargs="+", help="shard run directories")
     pm.set_defaults(func=cmd_merge)
-    from .check import add_arguments as check_arguments
+    from xbench.gate.check import add_arguments as check_arguments
 
     pc = sub.add_parser("check", help="regression gate for CI: compare a run with a baseline (paired Wilcoxon, "
                                       "Holm) and/or check a quality contract; exit 1 on a regression or violation")
     check_arguments(pc)
     pc.set_defaults(func=cmd_check)
-    from .eraser_export import add_arguments as eraser_arguments
+    from xbench.report.eraser import add_arguments as eraser_arguments
 
     eraser_arguments(sub.add_parser("export-eraser", help="write a run's attributions as an ERASER results file"))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # (OMP_WAIT_POLICY: set by ``import xbench``)
     try:
         args = parser().parse_args(argv)
         if getattr(args, "n", None) is not None and args.n <= 0:

@@ -6,23 +6,27 @@ Copy this file, rename the class and its ``name``, and run it on any xbench task
 
 (with this folder on ``PYTHONPATH``, or installed with the entry point in ``pyproject.toml``).
 
-The contract is one method, ``attribute(task, ex, target, seed)``, returning one score per token
-position (``scores = "tokens"``: xbench pools them into the task's features for you). The model
-adapter hands over the same tensors captum's methods take:
+The contract is one method, ``attribute(inputs, seed)``, returning one score per token position
+(``scores = "tokens"``: xbench pools them into the task's features for you). ``inputs`` holds what
+captum's ``attribute`` takes (``space = "input"``: in the model's differentiable input space):
 
-- ``inputs``: the example's input as a batch of one, requiring grad (word embeddings for text,
-  the image or table row itself for dense tasks);
-- ``baselines``: the task's "feature removed" input (the replacement token's embedding at every
-  non-special position, or the dense task's baseline), the reference the faithfulness metrics use;
-- ``additional_forward_args``: what the forward function needs besides ``inputs``.
+- ``inputs.forward_func``: f(inputs, *additional_forward_args) -> (1, num_classes), the target's
+  logit or probability (the task's ``explained_output``);
+- ``inputs.inputs``: the example's input as a batch of one, requiring grad (word embeddings for
+  text, the image or table row itself for dense tasks);
+- ``inputs.baselines``: the task's "feature removed" input (the replacement token's embedding at
+  every non-special position, or the dense task's baseline), the reference the faithfulness
+  metrics use;
+- ``inputs.target``: the class to explain; ``inputs.additional_forward_args``: what the forward
+  function needs besides ``inputs``; ``inputs.reduce(attr, "sum")``: one score per position.
 """
 from __future__ import annotations
 
 import numpy as np
 from captum.attr import InputXGradient, Saliency
 
-from xbench.explainers import Explainer
-from xbench.seeding import isolated_global_rng
+from xbench import AttributionInputs, Explainer
+from xbench.core.seeding import isolated_global_rng
 
 
 class AbsGradInput(Explainer):
@@ -38,19 +42,18 @@ class AbsGradInput(Explainer):
     needs = frozenset({"gradients"})
     stochastic = False               # True if it draws random numbers (then use ``seed``)
     scores = "tokens"                # one score per token position; pooled into features by xbench
+    space = "input"                  # the model's differentiable input (or "presence": a 0/1 vector over features)
     params = {"from_baseline": False}
     version = 1                      # bump when the output changes: cached attributions are keyed on it
 
-    def attribute(self, task, ex, target: int, seed: int) -> np.ndarray:
-        inputs, baselines, extra = task.model.grad_inputs(ex, task.spec.replacement)
-        # f(inputs, *extra) -> (1, num_classes): the logit, or the probability if the task says so
-        forward = task.model.grad_forward(task.spec.explained_output == "probability")
+    def attribute(self, inputs: AttributionInputs, seed: int) -> np.ndarray:
+        x, extra, target = inputs.inputs, inputs.additional_forward_args, inputs.target
         with isolated_global_rng(seed):  # captum takes no generator; harmless for deterministic methods
             if self.p["from_baseline"]:
-                grads = Saliency(forward).attribute(inputs, target=target, abs=False,
-                                                    additional_forward_args=extra)
-                attr = (inputs - baselines).detach() * grads
+                grads = Saliency(inputs.forward_func).attribute(x, target=target, abs=False,
+                                                                additional_forward_args=extra)
+                attr = (x - inputs.baselines).detach() * grads
             else:
-                attr = InputXGradient(forward).attribute(inputs, target=target, additional_forward_args=extra)
+                attr = InputXGradient(inputs.forward_func).attribute(x, target=target, additional_forward_args=extra)
         # sum over the embedding dimension (text) or flatten (dense), then the absolute value
-        return np.abs(task.model.reduce_grad(attr, "sum"))
+        return np.abs(inputs.reduce(attr, "sum"))

@@ -36,10 +36,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import XBenchError
-from ..seeding import np_rng
-from . import DatasetSource, Record, Splits
-from .files import check_limit
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import np_rng
+from xbench.data.base import DatasetSource, Record, Splits
+from xbench.data.files import check_limit
 
 RATIONALES = ("union", "none")
 

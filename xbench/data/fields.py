@@ -35,8 +35,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import XBenchError
-from . import Record
+from xbench.core.errors import XBenchError
+from xbench.data.base import Record
 
 #: dataset.params shared by every source that maps fields (defaults)
 FIELD_PARAMS: dict[str, Any] = {

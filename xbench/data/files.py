@@ -25,9 +25,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import XBenchError
-from . import DatasetSource, Record, Splits
-from .fields import FIELD_PARAMS, FieldMap, Where, _param_error, resolve_label_names
+from xbench.core.errors import XBenchError
+from xbench.data.base import DatasetSource, Record, Splits
+from xbench.data.fields import FIELD_PARAMS, FieldMap, Where, _param_error, resolve_label_names
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 _EXT = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",

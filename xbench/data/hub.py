@@ -32,13 +32,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from .. import netcheck
-from ..cache import cache_dir
-from ..errors import XBenchError
-from . import DatasetSource, Record, Splits, resolve_data_path
-from .fields import (FIELD_PARAMS, FieldMap, Segment, Where, _param_error, chars_to_mask, is_missing,
-                     make_record, plain, resolve_label_names, word_spans)
-from .files import check_labels, check_limit
+from xbench.core import netcheck
+from xbench.core.cache import cache_dir
+from xbench.core.errors import XBenchError
+from xbench.data.base import DatasetSource, Record, Splits, resolve_data_path
+from xbench.data.fields import (
+    FIELD_PARAMS,
+    FieldMap,
+    Segment,
+    Where,
+    _param_error,
+    chars_to_mask,
+    is_missing,
+    make_record,
+    plain,
+    resolve_label_names,
+    word_spans,
+)
+from xbench.data.files import check_labels, check_limit
 
 AGGREGATIONS = ("majority", "union")
 #: ``datasets``' packaged builders that read data files, named here so that ``unavailable()`` need

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import XBenchError
-from ..seeding import derive_seed, np_rng
-from . import DatasetSource, Splits
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import derive_seed, np_rng
+from xbench.data.base import DatasetSource, Splits
 
 CLASS_SHAPES = ("square", "disk", "triangle", "cross")
 DISTRACTORS = ("ring", "hbar", "vbar")
@@ -53,7 +53,7 @@ class Digits(DatasetSource):
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 
-        from ..dense import ArrayRecord
+        from xbench.data.base import ArrayRecord
 
         t = self.p["test_size"]
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t < 1:
@@ -134,7 +134,7 @@ class SyntheticShapes(DatasetSource):
 
     def generate(self, n: int, rng: np.random.Generator, split: str) -> list:
         """``n`` records; every draw vectorised over the split."""
-        from ..dense import ArrayRecord
+        from xbench.data.base import ArrayRecord
 
         p = self.p
         size, k = int(p["size"]), 1 + int(p["n_distractors"])

@@ -30,9 +30,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import XBenchError
-from . import DatasetSource, Record, Splits
-from .files import check_limit
+from xbench.core.errors import XBenchError
+from xbench.data.base import DatasetSource, Record, Splits
+from xbench.data.files import check_limit
 
 BRACKETS = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
 # one match per lexeme: a whole leaf "(3 gem)", an opening "(3", a ")", a bad opening, a stray word

@@ -16,8 +16,8 @@ evidence from counter-evidence).
 """
 from __future__ import annotations
 
-from ..seeding import np_rng
-from . import DatasetSource, Record, Splits
+from xbench.core.seeding import np_rng
+from xbench.data.base import DatasetSource, Record, Splits
 
 POSITIVE = [
     "good", "great", "excellent", "wonderful", "superb", "delightful", "brilliant",

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..dense import ArrayRecord
-from ..errors import XBenchError
-from ..seeding import derive_seed, np_rng
-from . import DatasetSource, Splits
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import derive_seed, np_rng
+from xbench.data.base import ArrayRecord, DatasetSource, Splits
 
 
 class BreastCancer(DatasetSource):

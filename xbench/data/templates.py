@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import re
 
-from ..errors import XBenchError
-from ..seeding import np_rng
-from . import DatasetSource, Record, Splits
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import np_rng
+from xbench.data.base import DatasetSource, Record, Splits
 
 #: sentiment lexicons by slot kind; every noun starts with a consonant (it follows "a")
 POSITIVE = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Explainer
+from xbench.explainers.base import Explainer
 
 
 class _AttentionExplainer(Explainer):
@@ -11,11 +11,12 @@ class _AttentionExplainer(Explainer):
     needs = frozenset({"attention"})
     modalities = frozenset({"text"})
     scores = "tokens"
+    space = "model"
 
-    def _attentions(self, task, ex):
-        ids = torch.from_numpy(ex.input_ids)[None]
-        tt = None if ex.token_type_ids is None else torch.from_numpy(ex.token_type_ids)[None]
-        return [a[0].double() for a in task.model.attentions(ids, torch.ones_like(ids), tt)]
+    def _attentions(self, inputs):
+        if inputs.attentions is None:
+            raise RuntimeError(f"explainer {self.name}: the model exposes no attention weights")
+        return [a[0].double() for a in inputs.attentions()]
 
 
 class LastLayerAttention(_AttentionExplainer):
@@ -23,8 +24,8 @@ class LastLayerAttention(_AttentionExplainer):
 
     name = "attention"
 
-    def attribute(self, task, ex, target, seed):
-        return self._attentions(task, ex)[-1].mean(0)[0].numpy()
+    def attribute(self, inputs, seed):
+        return self._attentions(inputs)[-1].mean(0)[0].numpy()
 
 
 class AttentionRollout(_AttentionExplainer):
@@ -33,9 +34,9 @@ class AttentionRollout(_AttentionExplainer):
 
     name = "attention_rollout"
 
-    def attribute(self, task, ex, target, seed):
+    def attribute(self, inputs, seed):
         rollout = None
-        for a in self._attentions(task, ex):
+        for a in self._attentions(inputs):
             a = 0.5 * a.mean(0) + 0.5 * torch.eye(a.shape[-1], dtype=a.dtype)
             a = a / a.sum(-1, keepdim=True)
             rollout = a if rollout is None else a @ rollout

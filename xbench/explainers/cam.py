@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import XBenchError
-from . import Explainer
+from xbench.core.errors import XBenchError
+from xbench.explainers.base import Explainer
 
 
 def cam_layer(model: torch.nn.Module, name: str | None = None) -> tuple[str, torch.nn.Module]:
@@ -42,6 +42,7 @@ class GradCam(Explainer):
     family = "gradient"
     needs = frozenset({"gradients"})
     modalities = frozenset({"image"})
+    space = "input"
     params = {"relu": True, "interpolate": "bilinear", "layer": None}
 
     def __init__(self, **params) -> None:
@@ -51,18 +52,18 @@ class GradCam(Explainer):
                               f"bicubic, got {self.p['interpolate']!r}")
 
     def conventions(self, task):
-        name, _ = cam_layer(task.model.model, self.p["layer"])
+        name, _ = cam_layer(task.module, self.p["layer"])
         return {**super().conventions(task), "layer": name, "relu": bool(self.p["relu"]),
                 "upsampling": self.p["interpolate"]}
 
-    def attribute(self, task, ex, target, seed):
+    def attribute(self, inputs, seed):
         from captum.attr import LayerAttribution, LayerGradCam
 
-        _, layer = cam_layer(task.model.model, self.p["layer"])
-        x = torch.from_numpy(ex.x)[None].clone().requires_grad_()
-        f = task.model.grad_forward(task.spec.explained_output == "probability")
-        cam = LayerGradCam(f, layer).attribute(x, target=target, relu_attributions=bool(self.p["relu"]))
+        _, layer = cam_layer(inputs.module, self.p["layer"])
+        x = inputs.inputs
+        cam = LayerGradCam(inputs.forward_func, layer).attribute(x, target=inputs.target,
+                                                                 relu_attributions=bool(self.p["relu"]))
         if cam.dim() != 4:
             raise XBenchError(f"explainer 'grad_cam': layer output must be (N, C, H, W), got {tuple(cam.shape)}")
-        up = LayerAttribution.interpolate(cam.detach(), tuple(ex.x.shape[-2:]), self.p["interpolate"])
-        return up[0, 0].double().numpy().reshape(-1)
+        up = LayerAttribution.interpolate(cam.detach(), tuple(x.shape[-2:]), self.p["interpolate"])
+        return up[0, 0].double().cpu().numpy().reshape(-1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Explainer
+from xbench.explainers.base import Explainer
 
 
 class RandomExplainer(Explainer):
@@ -12,6 +12,7 @@ class RandomExplainer(Explainer):
     name = "random"
     family = "control"
     stochastic = True
+    space = "model"
 
-    def attribute(self, task, ex, target, seed):
-        return np.random.default_rng(seed).random(ex.n_features)
+    def attribute(self, inputs, seed):
+        return np.random.default_rng(seed).random(inputs.example.n_features)

@@ -1,33 +1,28 @@
 """Gradient explainers, all through captum: in word-embedding space for text, on the input itself
-for images and tabular rows (the model adapter says which: ``grad_inputs``/``grad_forward``)."""
+for images and tabular rows (the modality's adapter builds the inputs: ``space = "input"``)."""
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..seeding import isolated_global_rng
-from . import Explainer
+from xbench.core.seeding import isolated_global_rng
+from xbench.explainers.base import Explainer
+from xbench.features.protocol import AttributionInputs
 
 
 class _EmbeddingExplainer(Explainer):
     family = "gradient"
     needs = frozenset({"gradients"})
     scores = "tokens"
+    space = "input"
 
-    def _forward(self, task):
-        return task.model.grad_forward(task.spec.explained_output == "probability")
-
-    def _reduce(self, task, attr: torch.Tensor) -> np.ndarray:
-        return task.model.reduce_grad(attr, self.p.get("reduce", "sum"))
-
-    def attribute(self, task, ex, target, seed):
-        emb, base, extra = task.model.grad_inputs(ex, task.spec.replacement)
+    def attribute(self, inputs: AttributionInputs, seed: int) -> np.ndarray:
         with isolated_global_rng(seed):
-            return self._reduce(task, self._captum(task, emb, base, extra, target))
+            attr = self._captum(inputs.forward_func, inputs.inputs, inputs.baselines,
+                                inputs.additional_forward_args, inputs.target)
+        return inputs.reduce(attr, self.p.get("reduce", "sum"))
 
-    def _captum(self, task, emb, base, extra, target) -> torch.Tensor:
+    def _captum(self, forward, emb, base, extra, target) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -37,10 +32,10 @@ class Saliency(_EmbeddingExplainer):
     name = "saliency"
     params = {"abs": True, "reduce": "sum"}
 
-    def _captum(self, task, emb, base, extra, target):
+    def _captum(self, forward, emb, base, extra, target):
         from captum.attr import Saliency as CSaliency
 
-        return CSaliency(self._forward(task)).attribute(emb, target=target, abs=self.p["abs"],
+        return CSaliency(forward).attribute(emb, target=target, abs=self.p["abs"],
                                                        additional_forward_args=extra)
 
 
@@ -50,10 +45,10 @@ class InputXGradient(_EmbeddingExplainer):
     name = "input_x_gradient"
     params = {"reduce": "sum"}
 
-    def _captum(self, task, emb, base, extra, target):
+    def _captum(self, forward, emb, base, extra, target):
         from captum.attr import InputXGradient as CIxG
 
-        return CIxG(self._forward(task)).attribute(emb, target=target, additional_forward_args=extra)
+        return CIxG(forward).attribute(emb, target=target, additional_forward_args=extra)
 
 
 class IntegratedGradients(_EmbeddingExplainer):
@@ -61,11 +56,12 @@ class IntegratedGradients(_EmbeddingExplainer):
 
     name = "integrated_gradients"
     params = {"n_steps": 32, "method": "gausslegendre", "internal_batch_size": 64, "reduce": "sum"}
+    batch_params = ("internal_batch_size",)
 
-    def _captum(self, task, emb, base, extra, target):
+    def _captum(self, forward, emb, base, extra, target):
         from captum.attr import IntegratedGradients as CIG
 
-        return CIG(self._forward(task)).attribute(
+        return CIG(forward).attribute(
             emb, baselines=base, target=target, additional_forward_args=extra, n_steps=self.p["n_steps"],
             method=self.p["method"], internal_batch_size=self.p["internal_batch_size"])
 
@@ -82,12 +78,13 @@ class SmoothGrad(_EmbeddingExplainer):
     name = "smoothgrad"
     stochastic = True
     params = {"nt_samples": 16, "noise_level": 0.1, "nt_samples_batch_size": 16, "reduce": "sum"}
+    batch_params = ("nt_samples_batch_size",)
 
-    def _captum(self, task, emb, base, extra, target):
+    def _captum(self, forward, emb, base, extra, target):
         from captum.attr import NoiseTunnel
         from captum.attr import Saliency as CSaliency
 
-        return NoiseTunnel(CSaliency(self._forward(task))).attribute(
+        return NoiseTunnel(CSaliency(forward)).attribute(
             emb, nt_type="smoothgrad", nt_samples=self.p["nt_samples"], stdevs=_stdev(emb, self.p["noise_level"]),
             nt_samples_batch_size=self.p["nt_samples_batch_size"], target=target,
             additional_forward_args=extra)
@@ -101,9 +98,9 @@ class GradientShap(_EmbeddingExplainer):
     stochastic = True
     params = {"n_samples": 16, "noise_level": 0.0, "reduce": "sum"}
 
-    def _captum(self, task, emb, base, extra, target):
+    def _captum(self, forward, emb, base, extra, target):
         from captum.attr import GradientShap as CGradientShap
 
-        return CGradientShap(self._forward(task)).attribute(
+        return CGradientShap(forward).attribute(
             emb, baselines=base, n_samples=self.p["n_samples"], stdevs=_stdev(emb, self.p["noise_level"]),
             target=target, additional_forward_args=extra)

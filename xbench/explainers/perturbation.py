@@ -1,66 +1,58 @@
-"""Perturbation explainers through captum, over a binary feature-presence vector.
+"""Perturbation explainers through captum, over a binary feature-presence vector (``space =
+"presence"``).
 
 captum perturbs ``z`` in {0,1}^F (all ones = the input; 0 = feature removed). The
-forward function turns each ``z`` into token ids with the task's replacement policy
-(:func:`xbench.perturb.materialize`), so explainers and metrics remove features in
+forward function turns each ``z`` into model inputs with the task's removal policy
+(:meth:`xbench.features.protocol.Removal.apply`), so explainers and metrics remove features in
 exactly the same way. These calls go straight to the model, not through the
 metrics' deduplicating engine, so their measured cost is their own.
 
 On images, features are pixels, and a method perturbing every pixel alone would need thousands
 of model calls and fit thousands of coefficients; they perturb pixel *groups* instead (captum's
 ``feature_mask`` over the presence vector): ``patch`` x ``patch`` squares (``patch: auto`` is the
-image side / 8) or SLIC superpixels (``segmentation: slic``), see :mod:`xbench.image_groups`. Every
-pixel gets its group's score. Both parameters are ignored for text and tabular tasks, whose
-features are perturbed one by one as before.
+image side / 8) or SLIC superpixels (``segmentation: slic``), see :mod:`xbench.features.image`. Every
+pixel gets its group's score. Both parameters are ignored by modalities that do not group features
+(text, tabular), whose features are perturbed one by one.
 """
 from __future__ import annotations
 
 import torch
 
-from ..image_groups import check_image_params, image_groups
-from ..seeding import isolated_global_rng
-from . import Explainer
+from xbench.core.seeding import isolated_global_rng
+from xbench.explainers.base import Explainer
+from xbench.features.image import GROUP_PARAMS, check_image_params
+from xbench.features.protocol import AttributionInputs
 
 #: the parameters every presence explainer has for images (ignored for other modalities)
-IMAGE_PARAMS = {"patch": "auto", "segmentation": "grid"}
-
-
-def presence_forward(task, ex):
-    model = task.model
-    repl = model.replacement_ids.get(task.spec.replacement)
-
-    def f(z: torch.Tensor) -> torch.Tensor:
-        rows, _ = ex.perturb(z.detach().numpy() > 0.5, task.spec.replacement, repl)
-        return torch.from_numpy(model.outputs(rows, task.spec.explained_output))
-
-    return f
+IMAGE_PARAMS = dict(GROUP_PARAMS)
 
 
 class _PresenceExplainer(Explainer):
     family = "perturbation"
+    space = "presence"
+    batch_params = ("perturbations_per_eval",)
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         check_image_params(self.p, f"explainer {self.name!r}")
 
-    def feature_mask(self, task, ex) -> dict:
-        """captum's ``feature_mask`` keyword for image examples (pixel groups), else nothing."""
-        if task.spec.modality != "image":
-            return {}
-        groups = image_groups(ex, self.p["patch"], self.p["segmentation"], f"explainer {self.name!r}")
-        return {"feature_mask": torch.from_numpy(groups)[None]}
+    def feature_mask(self, inputs: AttributionInputs) -> dict:
+        """captum's ``feature_mask`` keyword where the modality groups features (image pixels), else
+        nothing."""
+        groups = inputs.groups(patch=self.p["patch"], segmentation=self.p["segmentation"],
+                               who=f"explainer {self.name!r}")
+        return {} if groups is None else {"feature_mask": torch.from_numpy(groups)[None]}
 
     def conventions(self, task):
         c = super().conventions(task)
-        if task.spec.modality == "image":
+        if task.modality.grouped:
             c["pixel_groups"] = f"{self.p['segmentation']}, patch {self.p['patch']} (each pixel gets its group's score)"
         return c
 
-    def attribute(self, task, ex, target, seed):
-        z = torch.ones(1, ex.n_features, dtype=torch.float64)
+    def attribute(self, inputs: AttributionInputs, seed: int):
         with isolated_global_rng(seed):  # captum's samplers draw from the global RNG
-            attr = self._captum(presence_forward(task, ex), z, target, **self.feature_mask(task, ex))
-        return attr[0].double().numpy()
+            attr = self._captum(inputs.forward_func, inputs.inputs, inputs.target, **self.feature_mask(inputs))
+        return inputs.to_features(attr)
 
 
 class Occlusion(_PresenceExplainer):

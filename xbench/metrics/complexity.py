@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Context, Metric
+from xbench.metrics.base import Context, Metric
 
 ALL_ZERO = "all attributions are zero: nothing to measure"
 

@@ -1,7 +1,7 @@
 """Cost: what an explanation costs, measured while it was computed (not estimated)."""
 from __future__ import annotations
 
-from . import Context, Metric
+from xbench.metrics.base import Context, Metric
 
 
 class _Cost(Metric):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import trapezoid
 
-from ..seeding import np_rng, torch_gen
-from . import Context, Metric, ks_of
+from xbench.core.seeding import np_rng, torch_gen
+from xbench.metrics.base import Context, Metric, ks_of
 
 ERASER_BINS = [0.01, 0.05, 0.10, 0.20, 0.50]
 

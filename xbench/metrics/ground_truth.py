@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..seeding import np_rng
-from . import Context, Metric
+from xbench.core.seeding import np_rng
+from xbench.metrics.base import Context, Metric
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..explainers import Explainer
-    from ..task import Task
+    from xbench.explainers.base import Explainer
+    from xbench.tasks.task import Task
 
 NO_TRUTH = "no true attribution for this example (the dataset has no ground truth)"
 ZERO_TRUTH = "the true attribution is zero for every feature"
@@ -65,7 +65,7 @@ class _GroundTruth(Metric):
     needs = frozenset({"truth"})
 
     def applies_to(self, task: "Task", explainer: "Explainer") -> bool:
-        return (task.spec.modality in self.modalities
+        return ((self.modalities is None or task.spec.modality in self.modalities)
                 and any(getattr(ex, "truth", None) is not None for ex in task.examples))
 
     def why_not(self, ctx: Context, i: int) -> str | None:

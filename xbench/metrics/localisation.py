@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import XBenchError
-from . import Context, k_of
-from .plausibility import _Plausibility
+from xbench.core.errors import XBenchError
+from xbench.metrics.base import Context, k_of
+from xbench.metrics.plausibility import _Plausibility
 
 RELEVANCE = ("positive", "abs", "signed")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from . import Context, Metric
-from .stability import spearman
+
+from xbench.metrics.base import Context, Metric
+from xbench.metrics.stability import spearman
 
 
 class ModelSeedStability(Metric):
@@ -22,15 +23,16 @@ class ModelSeedStability(Metric):
     direction, ideal = "higher", 1.0
     range = (-1.0, 1.0)
     params = {"n_models": 3}
+    reexplains = True
     formula = "1/(k−1) Σ_{s=2..k} ρ_s(a_{θ_1}(x), a_{θ_s}(x)),  θ_s trained from seed s"
 
     def applies_to(self, task, explainer) -> bool:
-        from ..models import ModelSource
+        from xbench.models.base import ModelSource
 
         return super().applies_to(task, explainer) and ModelSource.registry.get(task.spec.model.source).seeded
 
     def _other_tasks(self, ctx: Context) -> list:
-        from ..task import load_task
+        from xbench.tasks.task import load_task
 
         spec, n = ctx.task.spec, len(ctx.task.examples)
         key = ("model_seed_stability", spec.name, self.p["n_models"], n)

@@ -2,7 +2,7 @@
 
 The pixel curves (``deletion_auc``, ``insertion_auc``) remove pixels one share at a time. These
 remove square patches instead: each ``patch`` x ``patch`` cell of the grid (``patch: auto`` = image
-side / 8, :mod:`xbench.image_groups`) gets the sum of its pixels' attributions, cells are ranked by
+side / 8, :mod:`xbench.features.image`) gets the sum of its pixels' attributions, cells are ranked by
 that sum (ties broken by a permutation seeded per task, explainer, example and seed), and the k_j
 highest cells are removed (deletion) or kept alone (insertion) by the task's replacement, for
 k_j = ⌈j·G/S⌉, j = 0..S (G cells; S = ``steps``, default every cell: S = G). The keep-masks over
@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import trapezoid
 
-from ..errors import XBenchError
-from ..image_groups import check_image_params, image_groups
-from ..seeding import np_rng
-from . import Context, Metric
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import np_rng
+from xbench.features.image import check_image_params, image_groups
+from xbench.metrics.base import Context, Metric
 
 
 class _PatchCurve(Metric):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Context, Metric
+from xbench.metrics.base import Context, Metric
 
 
 def spans(indices: np.ndarray) -> list[tuple[int, int]]:

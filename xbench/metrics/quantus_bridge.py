@@ -75,13 +75,13 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
-from ..errors import XBenchError
-from ..registry import unknown_name
-from ..seeding import derive_seed, isolated_global_rng
-from . import Context, Metric
+from xbench.core.errors import XBenchError
+from xbench.core.registry import unknown_name
+from xbench.core.seeding import derive_seed, isolated_global_rng
+from xbench.metrics.base import Context, Metric
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..dense import DenseExample
+    from xbench.features.dense import DenseExample
 
 PREFIX = "quantus"
 INF = math.inf
@@ -244,6 +244,7 @@ class QuantusMetric(Metric):
 
     quantus_class: ClassVar[type]
     quantus_name: ClassVar[str]
+    reexplains = True  # Quantus calls the explainer (its explain_func) on the inputs it perturbs
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from ..errors import XBenchError
-from ..seeding import np_rng, torch_gen
-from . import Context, Metric
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import np_rng, torch_gen
+from xbench.metrics.base import Context, Metric
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..explainers import Explainer
-    from ..task import Task
+    from xbench.explainers.base import Explainer
+    from xbench.tasks.task import Task
 
 TOO_FEW = "fewer than 2 features: no ranking to compare"
 BAD_REEXPLANATION = "NaN or infinite attributions when explained again"
@@ -59,6 +59,7 @@ def rank_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
 
 class _Sanity(Metric):
     family = "sanity"
+    reexplains = True
     direction = "lower"
     range = (-1.0, 1.0)
     needs = frozenset({"model"})
@@ -246,7 +247,8 @@ class _Randomization(_Sanity):
 
     def applies_to(self, task: "Task", explainer: "Explainer") -> bool:
         model = task.model.model
-        return isinstance(model, torch.nn.Module) and any(True for _ in model.parameters())
+        return super().applies_to(task, explainer) and isinstance(model, torch.nn.Module) and \
+            any(True for _ in model.parameters())
 
     def seed_parts(self, ctx: Context) -> tuple:
         """The random weights depend on (task, run seed, parameter name) only, not on the explainer

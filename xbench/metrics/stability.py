@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from scipy.stats import ConstantInputWarning, rankdata, spearmanr
 
-from ..perturb_embed import embedding_noise, embedding_range, noisy_rows, uniform_noise
-from ..seeding import np_rng, torch_gen
-from ..task import TextExample
-from . import Context, Metric, k_of
+from xbench.core.seeding import np_rng, torch_gen
+from xbench.features.embedding_noise import embedding_noise, embedding_range, noisy_rows, uniform_noise
+from xbench.features.text import TextExample
+from xbench.metrics.base import Context, Metric, k_of
 
 NONE_KEPT = "no perturbation kept the model's prediction"
 NO_EDIT = "no label-preserving edit possible (too few features outside the protected set)"
@@ -88,6 +88,7 @@ def _cache(ctx: Context) -> dict:
 
 class _Stability(Metric):
     family = "stability"
+    reexplains = True
 
     def score(self, ctx: Context, states: list[Any]) -> tuple[np.ndarray, list[str | None]]:
         """As :meth:`Metric.score`, with this metric's own reason where an example has no value."""
@@ -162,8 +163,9 @@ def noisy_embeddings(ctx: Context, i: int, radius: float, s: int) -> tuple[np.nd
 
 
 def dense(ctx: Context) -> bool:
-    """Whether the task's inputs are arrays (images, tabular rows) rather than token ids."""
-    return ctx.task.spec.modality != "text"
+    """Whether noise goes on the input array itself (images, tabular rows) rather than on the word
+    embeddings of token ids (the modality's ``noise``)."""
+    return ctx.task.modality.noise == "input"
 
 
 def noisy_input(ctx: Context, i: int, radius: float, s: int) -> np.ndarray:
@@ -233,6 +235,9 @@ class _EmbeddingNoise(_Stability):
     """Noise on the input: the word embeddings for text, the array itself for images and tabular rows."""
 
     needs = frozenset({"model"})
+
+    def applies_to(self, task, explainer) -> bool:
+        return super().applies_to(task, explainer) and task.modality.noise is not None
     direction, ideal = "lower", 0.0
     range = (0.0, float("inf"))
     params = {"radius": 0.05, "n_samples": 5}

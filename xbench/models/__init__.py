@@ -1,35 +1,9 @@
-"""Model sources: each turns a task's ``model:`` block into a model and its tokenizer."""
-from __future__ import annotations
+"""Model sources, one module each; importing the package registers the built-in ones.
 
-from typing import TYPE_CHECKING, Any, ClassVar
+A new source is one module with a :class:`~xbench.models.base.ModelSource` subclass that sets
+``name`` (the task file's ``model.source``).
+"""
+from xbench.models.base import ModelSource
+from xbench.models import bert, cnn, hub, minilm, tabular  # noqa: F401  (registers the built-in sources)
 
-from ..registry import Registered, Registry
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..data import Splits
-    from ..spec import TaskSpec
-
-
-class ModelSource(Registered):
-    """A named way to get ``(model, tokenizer, info)`` for a task."""
-
-    registry: ClassVar[Registry["ModelSource"]] = Registry("model source")
-    offline: ClassVar[bool] = True
-    #: whether ``model.seed`` changes the weights (a model trained here), so that model-seed
-    #: stability can compare equally trained models
-    seeded: ClassVar[bool] = False
-
-    def origin(self) -> str:
-        """Where the model comes from, for ``xbench list tasks`` (e.g. "trained here")."""
-        return "trained here" if self.seeded else self.name
-
-    def unavailable(self) -> str | None:
-        """Why this model cannot be loaded here (e.g. "needs network: model X"), or None. Quick, and
-        never waits on the network."""
-        return None
-
-    def load(self, task: "TaskSpec", splits: "Splits") -> tuple[Any, Any, dict]:  # pragma: no cover
-        raise NotImplementedError
-
-
-from . import bert, cnn, hub, minilm, tabular  # noqa: E402,F401  (registers the built-in sources)
+__all__ = ["ModelSource"]

@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from ..cache import model_dir_ok
-from ..seeding import isolated_global_rng, torch_gen
-from . import ModelSource
-from .loop import fit
-from .text_train import accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
+from xbench.core.cache import model_dir_ok
+from xbench.core.seeding import isolated_global_rng, torch_gen
+from xbench.models.base import ModelSource
+from xbench.models.loop import fit
+from xbench.models.text_train import accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
 
 __all__ = ["TrainBert", "accuracy", "build_word_tokenizer"]
 

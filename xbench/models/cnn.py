@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import XBenchError
-from . import ModelSource
+from xbench.core.errors import XBenchError
+from xbench.models.base import ModelSource
 
 
 class SmallCNN(nn.Sequential):
@@ -52,7 +52,7 @@ class TrainCNN(ModelSource):
               "weight_decay": 0.0001}
 
     def load(self, task: Any, splits: Any) -> tuple[torch.nn.Module, None, dict]:
-        from .dense_train import cached_dense_model
+        from xbench.models.dense_train import cached_dense_model
 
         if not splits.train:
             raise XBenchError(f"{task.path}: model 'train-cnn' needs training images")

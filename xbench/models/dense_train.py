@@ -18,11 +18,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..cache import cache_dir, content_key, model_dir_ok
-from ..io import atomic_write, atomic_write_json
-from ..seeding import isolated_global_rng, torch_gen
-from .loop import fit
-from .text_train import check_min_accuracy
+from xbench.core.cache import cache_dir, content_key, model_dir_ok
+from xbench.core.io import atomic_write, atomic_write_json
+from xbench.core.seeding import isolated_global_rng, torch_gen
+from xbench.models.loop import fit
+from xbench.models.text_train import check_min_accuracy
 
 TRAINER_VERSION = 2  # 2: trained on loop.TRAIN_THREADS threads
 

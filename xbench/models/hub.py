@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import netcheck
-from ..errors import XBenchError
-from . import ModelSource
+from xbench.core import netcheck
+from xbench.core.errors import XBenchError
+from xbench.models.base import ModelSource
 
 
 def _norm(name: Any) -> str:

