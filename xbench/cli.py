@@ -282,12 +282,14 @@ def parser() -> argparse.ArgumentParser:
     pb.add_argument("--format", choices=["md", "csv", "json", "latex"], default="md")
     pb.add_argument("--plots", action="store_true",
                     help="also write plots (cost-quality, metric agreement, critical difference) to RUN_DIR/plots/")
+    pb.add_argument("--no-progress", action="store_true", help="no progress bars")
     pb.set_defaults(func=cmd_leaderboard)
     pp = sub.add_parser("report", help="write a run's self-contained HTML report")
     pp.add_argument("run_dir")
     pp.add_argument("--html", help="output file (default RUN_DIR/report.html)")
     pp.add_argument("--examples", type=int, default=20, help="examples per task in the viewer (default 20)")
     pp.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
+    pp.add_argument("--no-progress", action="store_true", help="no progress bars")
     pp.set_defaults(func=cmd_report)
     pu = sub.add_parser("publish", help="regenerate a published leaderboard: run the suite on the default tasks, "
                                         "then write plots and the HTML report into leaderboards/<suite>/")
@@ -328,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if getattr(args, "n", None) is not None and args.n <= 0:
             raise XBenchError("--n must be a positive integer")
+        from xbench.core import progress
+
+        progress.enabled(not getattr(args, "no_progress", False))  # on a terminal only
         return args.func(args)
     except XBenchError as e:
         print(f"xbench: error: {e}", file=sys.stderr)

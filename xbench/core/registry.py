@@ -30,7 +30,7 @@ from xbench.core.errors import XBenchError
 T = TypeVar("T")
 
 #: entry-point group of each registry kind that takes plugins
-PLUGIN_GROUPS = {"explainer": "xbench.explainers", "metric": "xbench.metrics"}
+PLUGIN_GROUPS = {"explainer": "xbench.explainers", "metric": "xbench.metrics", "modality": "xbench.modalities"}
 #: ``pkg.module:Class`` (the class may be a dotted attribute path)
 _MODULE_CLASS = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -56,6 +56,8 @@ class Registry(Generic[T]):
         #: entry-point name -> one-line error, for entry points that failed to load
         self._plugin_errors: dict[str, str] = {}
         self._warned: set[str] = set()
+        #: turns a plain callable named by ``module:function`` into a registered class (or None)
+        self.wrap: Callable[[Any], type[T]] | None = None
 
     def __set_name__(self, owner: type, attr: str) -> None:
         self.base = owner
@@ -132,23 +134,12 @@ class Registry(Generic[T]):
         return obj
 
     def _import(self, spec: str) -> type[T]:
-        """The class named by ``pkg.module:Class``, imported (which registers it)."""
-        module, _, attr = spec.partition(":")
+        """The class named by ``pkg.module:Class``, imported (which registers it); a plain function
+        is turned into a class by the registry's ``wrap`` where it has one (explainers)."""
         where = f"{self.kind} {spec!r}"
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
-                raise XBenchError(f"{where}: no module named {e.name!r} (is it installed or on PYTHONPATH?)") \
-                    from None
-            raise XBenchError(f"{where}: importing module {module!r} failed: {one_line(e)}") from None
-        except Exception as e:  # noqa: BLE001 - any error in the user's module is one line
-            raise XBenchError(f"{where}: importing module {module!r} failed: {one_line(e)}") from None
-        obj: Any = mod
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise XBenchError(f"{where}: module {module!r} has no attribute {attr!r}")
-            obj = getattr(obj, part)
+        obj = import_object(spec, where)
+        if not isinstance(obj, type) and callable(obj) and self.wrap is not None:
+            obj = self.wrap(obj)
         return self._check_class(obj, where)
 
     def _load_plugins(self, warn: bool = False) -> None:
@@ -185,6 +176,30 @@ class Registry(Generic[T]):
         self._plugins_loaded = False
         self._plugin_errors.clear()
         self._warned.clear()
+
+
+def import_object(spec: str, where: str) -> Any:
+    """The object named by ``pkg.module:attr`` (the attribute may be a dotted path); one-line errors
+    naming ``where`` for a missing module, a failing import or a missing attribute."""
+    module, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
+            raise XBenchError(f"{where}: no module named {e.name!r} (is it installed or on PYTHONPATH?)") \
+                from None
+        raise XBenchError(f"{where}: importing module {module!r} failed: {one_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - any error in the user's module is one line
+        raise XBenchError(f"{where}: importing module {module!r} failed: {one_line(e)}") from None
+    obj: Any = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            if module == "__main__":
+                raise XBenchError(f"{where}: {attr!r} was defined in a script or notebook (__main__) and cannot "
+                                  f"be imported again; define it in a module to reproduce this run")
+            raise XBenchError(f"{where}: module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
 
 
 def one_line(e: BaseException) -> str:

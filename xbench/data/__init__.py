@@ -4,6 +4,6 @@ A new source is one module with a :class:`~xbench.data.base.DatasetSource` subcl
 ``name`` (the task file's ``dataset.source``).
 """
 from xbench.data.base import ArrayRecord, DatasetSource, Record, Splits, resolve_data_path
-from xbench.data import eraser, files, hub, images, sst, synthetic, tabular, templates  # noqa: F401  (built-ins)
+from xbench.data import arrays, eraser, files, hub, images, sst, synthetic, tabular, templates  # noqa: F401  (built-ins)
 
 __all__ = ["ArrayRecord", "DatasetSource", "Record", "Splits", "resolve_data_path"]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from xbench.core.device import Runtime
     from xbench.features.protocol import AttributionInputs, Explainable
 
-FAMILIES = ("gradient", "perturbation", "attention", "control")
+FAMILIES = ("gradient", "perturbation", "attention", "control", "custom", "precomputed")
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Explainer(Registered):
 
     def applies_to(self, task: "Explainable") -> bool:
         return (self.modalities is None or task.spec.modality in self.modalities) and \
-            self.needs <= task.modality.provides
+            self.needs <= task.provides
 
     def attribute(self, inputs: "AttributionInputs", seed: int) -> Any:
         raise NotImplementedError

@@ -115,7 +115,7 @@ class DenseClassifier(PassCounter):
         return DenseClassifier(model, self.num_labels, self.batch_size, self.runtime)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.counted(self.model(x.to(self.device)))
+        return self.counted(self.model(x.to(device=self.device, dtype=self.runtime.torch_dtype or x.dtype)))
 
     def outputs(self, rows: Sequence[tuple[Any, np.ndarray]], kind: str = "logit") -> np.ndarray:
         """Logits or probabilities for ``(example, keep)`` rows (:meth:`DenseRemoval.apply`)."""

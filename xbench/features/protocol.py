@@ -199,6 +199,11 @@ class AttributionInputs:
     reduce: Callable[..., np.ndarray] | None = None
     pool: Callable[[np.ndarray], np.ndarray] | None = None
 
+    @property
+    def captum_kwargs(self) -> dict[str, Any]:
+        """``target`` and ``additional_forward_args`` as keywords of a captum ``attribute`` call."""
+        return {"target": self.target, "additional_forward_args": self.additional_forward_args or None}
+
     def to_features(self, attr: Any, how: str = "sum") -> np.ndarray:
         """One score per feature: an input-space attribution reduced per position (over the embedding
         dimension by ``how``, sum or l2) and pooled into features; a presence-space one as it is."""
@@ -226,6 +231,11 @@ class Explainable(Protocol):
     @property
     def runtime(self) -> "Runtime | None":
         """Device, threads and out-of-memory back-off state of the model."""
+        ...
+
+    @property
+    def provides(self) -> frozenset[str]:
+        """What the model offers explainers beyond forward passes ('gradients', 'attention')."""
         ...
 
     def counts(self) -> tuple[int, int]: ...

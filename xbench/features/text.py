@@ -163,6 +163,13 @@ class TextClassifier(PassCounter):
     def device(self) -> torch.device:
         return self.runtime.torch_device
 
+    @property
+    def provides(self) -> frozenset[str]:
+        """Gradients always; attention weights when the model computes them explicitly (``eager``
+        attention: SDPA and flash kernels return none)."""
+        impl = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
+        return frozenset({"gradients"} | ({"attention"} if impl in (None, "eager") else set()))
+
     def with_model(self, model: Any) -> "TextClassifier":
         """A new adapter (own counters) around another model with the same tokenizer."""
         return TextClassifier(model, self.tokenizer, self.batch_size, self.runtime)

@@ -466,7 +466,10 @@ def rerun_baseline(baseline: Path, out: Path, progress: bool = False, runtime: d
     if not rd.exists():
         raise XBenchError(f"{rd.manifest_path}: cannot rerun the baseline without its manifest.json "
                           f"(or name the new run: xbench check --baseline B RUN_DIR)")
-    cfg = RunConfig.from_manifest(rd.manifest(), str(rd.manifest_path))
+    from xbench.run.repro import restore_inputs
+
+    restore_inputs(rd.path)
+    cfg = RunConfig.from_manifest(rd.manifest(), str(rd.manifest_path), rd.path)
     cfg.runtime.update(runtime or {})
     Runner(cfg, out, progress=progress).run()
     return out

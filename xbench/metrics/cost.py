@@ -10,6 +10,9 @@ class _Cost(Metric):
     range = (0.0, float("inf"))
     needs = frozenset()
     field_name = ""
+    #: the value measures the machine (time, memory), not the explanation: it is not reproducible bit
+    #: for bit, so ``xbench reproduce`` and the determinism tests leave it out
+    measured = False
 
     def score_one(self, ctx: Context, i: int, state) -> float:
         return float(getattr(ctx.expl, self.field_name)[i])
@@ -20,6 +23,7 @@ class Seconds(_Cost):
 
     name = "seconds"
     field_name = "seconds"
+    measured = True
     formula = "t_end − t_start around the explainer's call for the example"
 
 
@@ -37,3 +41,24 @@ class BackwardPasses(_Cost):
     name = "backward_passes"
     field_name = "backward"
     formula = "rows back-propagated, counted by a hook on the logits"
+
+
+class PeakMemoryMiB(_Cost):
+    """Peak memory of explaining one example, in MiB (:class:`xbench.core.device.PeakMemory`): on CUDA
+    the allocator's peak above what was allocated before the call; on the CPU the growth of the
+    process's peak resident set size during the call (Linux ``VmHWM``, reset before each call, after
+    freed heap memory is returned to the system), what the call added on top of the model and data
+    already in memory. NaN (a failure) where it was not measured (attributions cached by an older
+    xbench, or a system without ``/proc/self/clear_refs``)."""
+
+    name = "peak_memory"
+    field_name = "memory"
+    measured = True
+    formula = "CUDA: max_memory_allocated − memory_allocated before; CPU: VmHWM − VmRSS before (MiB)"
+
+
+def measured_metrics() -> list[str]:
+    """Names of the registered metrics whose values measure the machine (see ``_Cost.measured``)."""
+    from xbench.metrics.base import Metric
+
+    return [c.name for c in Metric.registry if getattr(c, "measured", False)]

@@ -4,6 +4,6 @@ A new source is one module with a :class:`~xbench.models.base.ModelSource` subcl
 ``name`` (the task file's ``model.source``).
 """
 from xbench.models.base import ModelSource
-from xbench.models import bert, cnn, hub, minilm, tabular  # noqa: F401  (registers the built-in sources)
+from xbench.models import bert, cnn, hub, minilm, module, tabular  # noqa: F401  (registers the built-in sources)
 
 __all__ = ["ModelSource"]

@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch
 
+from xbench.core.progress import bar
+
 #: Training runs on this many intra-op threads, whatever the process uses. A backward pass splits
 #: its float sums across threads, so weights trained on 1 and on 2 threads differ in the last bits
 #: (seen: the synthetic-shapes CNN trained in a 1-thread test gave per-example scores 1e-3 apart
@@ -34,7 +36,7 @@ def fit(n: int, epochs: int, batch_size: int, gen: torch.Generator, opt: torch.o
 
 def _fit(n: int, epochs: int, batch_size: int, gen: torch.Generator, opt: torch.optim.Optimizer,
          sched: object, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    for _ in range(epochs):
+    for _ in bar(range(epochs), "training", epochs, "epoch"):
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
             loss = loss_of(order[i:i + batch_size])

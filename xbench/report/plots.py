@@ -21,6 +21,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from xbench.core.io import atomic_write
+from xbench.core.progress import bar
 from xbench.results.stats import cd_groups  # noqa: F401  (re-exported: the CD diagram draws these groups)
 
 _RC = {"svg.fonttype": "none", "text.usetex": False, "svg.hashsalt": "xbench", "font.size": 9}
@@ -53,6 +54,8 @@ def cost_quality(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
     g = summary[summary["task"] == task]
     g = g[np.isfinite(g["seconds"].astype(float)) & np.isfinite(g["faithfulness_anchored"].astype(float))
           & (g["seconds"].astype(float) > 0)]
+    if g.empty:  # no anchored score (a run without the random control) or no timing: nothing to draw
+        return []
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(6.5, 4.5))
         ax = fig.add_subplot()
@@ -285,7 +288,7 @@ def write_plots(run_dir: Path, lb: pd.DataFrame | None = None, summary: pd.DataF
     quality = lb[lb["family"] != "cost"]
     pairs = metric_agreement(quality[["task", "explainer", "metric", "mean"]], dict(zip(lb["metric"], lb["direction"])),
                              dict(zip(lb["metric"], lb["family"]))).pairs if len(quality) else pd.DataFrame()
-    for task in dict.fromkeys(lb["task"]):
+    for task in bar(list(dict.fromkeys(lb["task"])), "plots", unit="task"):
         if {"seconds", "faithfulness_anchored"} <= set(summary.columns):
             files += cost_quality(summary, task, out)
         if len(pairs) and (pairs["task"] == task).any():

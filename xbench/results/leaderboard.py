@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from xbench.core.progress import bar
 from xbench.core.seeding import np_rng
 
 ROW_FIELDS = ["task", "explainer", "metric", "family", "direction", "mean", "median", "ci_low", "ci_high",
@@ -43,7 +44,8 @@ def summarize(scores: pd.DataFrame, n_resamples: int = 1000) -> pd.DataFrame:
     from xbench.metrics.base import Metric
 
     rows = []
-    for (task, expl, metric), g in scores.groupby(["task", "explainer", "metric"], sort=False):
+    groups = scores.groupby(["task", "explainer", "metric"], sort=False)
+    for (task, expl, metric), g in bar(groups, "statistics", groups.ngroups, "cell"):
         meta = Metric.registry.get(metric)
         ok = g["value"][g["error"].fillna("") == ""].to_numpy(dtype=np.float64)
         lo, hi = bootstrap_ci(ok, task, expl, metric, n_resamples=n_resamples)

@@ -79,10 +79,12 @@ class RunConfig:
             raise XBenchError(f"{where}: field 'config' is not a run configuration ({type(e).__name__}: {e})") from e
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any], where: str = "manifest.json") -> "RunConfig":
+    def from_manifest(cls, manifest: dict[str, Any], where: str = "manifest.json",
+                      run_dir: str | Path | None = None) -> "RunConfig":
         """The config a run recorded, ready to run again: its plugins imported first (the
-        ``module:Class`` origins under ``plugins``), and each task's file path restored where that
-        file still exists (so relative data paths resolve as they did)."""
+        ``module:Class`` origins under ``plugins``), and each task's file path restored (so relative
+        data paths resolve as they did): the run's own copy ``<run_dir>/inputs/<task>.yaml`` where it
+        has one (the Python API's runs), else the recorded file where it still exists."""
         for kind, origins in (manifest.get("plugins") or {}).items():
             registry = {"explainers": Explainer.registry, "metrics": Metric.registry}.get(kind)
             for name, origin in (origins or {}).items():
@@ -96,7 +98,10 @@ class RunConfig:
             cfg.runtime["dtype"] = rt["dtype"]  # reduced precision changes values: reproduce it
         for i, spec in enumerate(cfg.tasks):
             spec_path = manifest.get("tasks", {}).get(spec.name, {}).get("spec_path")
-            if spec_path and Path(spec_path).is_file():
+            own = Path(run_dir) / "inputs" / f"{spec.name}.yaml" if run_dir is not None else None
+            if own is not None and own.is_file():
+                cfg.tasks[i] = replace(spec, path=str(own))
+            elif spec_path and Path(spec_path).is_file():
                 cfg.tasks[i] = replace(spec, path=spec_path)
         return cfg
 

@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 
 from xbench.core.errors import XBenchError
+from xbench.metrics.cost import measured_metrics
 from xbench.results.leaderboard import read_scores
 from xbench.results.rundir import RunDir
 from xbench.run.config import RunConfig
 
-#: metrics whose values are wall-clock measurements: never identical across runs, so not compared
-TIMED = ("seconds",)
+#: metrics whose values measure the machine (wall-clock seconds, peak memory): never identical across
+#: runs, so not compared
+TIMED = tuple(measured_metrics())
 KEY = ["task", "explainer", "metric", "example"]
 
 
@@ -30,8 +32,20 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 
 def config_of(run_dir: Path) -> RunConfig:
+    """The run's config from its manifest, with what it kept in ``inputs/`` made available again."""
     rd = RunDir(run_dir)
-    return RunConfig.from_manifest(rd.manifest(), str(rd.manifest_path))
+    restore_inputs(rd.path)
+    return RunConfig.from_manifest(rd.manifest(), str(rd.manifest_path), rd.path)
+
+
+def restore_inputs(run_dir: Path) -> None:
+    """Put what a run kept under ``inputs/precomputed`` (precomputed attributions, by content hash)
+    back into the cache, so it runs again on a machine that has never seen them."""
+    from xbench.explainers.custom import copy_precomputed
+
+    folder = Path(run_dir) / "inputs" / "precomputed"
+    for f in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
+        copy_precomputed(f.stem, folder, into_cache=True)
 
 
 def compare_scores(old: pd.DataFrame, new: pd.DataFrame, tolerance: float = 0.0) -> tuple[pd.DataFrame, dict]:
@@ -79,7 +93,8 @@ def reproduce(run_dir: Path, out: Path, tolerance: float = 0.0, progress: bool =
     if not (run_dir / "scores.csv").exists():
         raise XBenchError(f"{run_dir}: no scores.csv (is the run complete?)")
     m_old = read_manifest(run_dir)
-    cfg = RunConfig.from_manifest(m_old, str(run_dir / "manifest.json"))
+    restore_inputs(run_dir)
+    cfg = RunConfig.from_manifest(m_old, str(run_dir / "manifest.json"), run_dir)
     cfg.cache = False
     cfg.runtime.update(runtime or {})
     if out.resolve() == run_dir.resolve():
@@ -108,7 +123,7 @@ def merge(out: Path, shards: list[Path], progress: bool = False) -> Path:
     hashes = {m.get("config_hash") for m in manifests}
     if len(hashes) != 1:
         raise XBenchError(f"merge: the shards were run with different configs (config hashes {sorted(map(str, hashes))})")
-    cfg = RunConfig.from_manifest(manifests[0], str(Path(shards[0]) / "manifest.json"))
+    cfg = RunConfig.from_manifest(manifests[0], str(Path(shards[0]) / "manifest.json"), shards[0])
     if out.exists() and any(out.iterdir()):
         raise XBenchError(f"{out}: exists and is not empty")
     merged = {k: v for k, v in manifests[0].items() if k not in ("tasks", "shard", "status")}

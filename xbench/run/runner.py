@@ -87,7 +87,8 @@ class Runner:
     """
 
     def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None,
-                 resume: bool = False, shard: tuple[int, int] | None = None) -> None:
+                 resume: bool = False, shard: tuple[int, int] | None = None,
+                 models: dict[str, tuple[Any, Any, dict]] | None = None) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
         self.dir = RunDir(self.out)
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -98,6 +99,9 @@ class Runner:
         self._seen: set[Any] = set()
         self._unit_failures: list[tuple[Any, str]] = []
         self.runtime: Runtime | None = None
+        #: live models by task name, ``(model, tokenizer, info)``, used instead of the task's model source
+        #: (the Python API's); the spec still says how to load the model again (reproduce)
+        self.models = dict(models or {})
 
     def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str,
                 seed: int) -> Explanations:
@@ -171,7 +175,8 @@ class Runner:
 
     def run(self) -> Path:
         cfg, out = self.config, self.out
-        check_available(cfg.tasks)  # before anything is written: a task that cannot run here leaves no run dir
+        # before anything is written: a task that cannot run here leaves no run dir
+        check_available(cfg.tasks, live_models=set(self.models))
         self.runtime = self.runtime or Runtime.create(**cfg.runtime)
         out.mkdir(parents=True, exist_ok=True)
         t_start = time.time()
@@ -256,7 +261,7 @@ class Runner:
         n, seed = units[0].n, units[0].seed
         self.runtime = self.runtime or Runtime.create(**self.config.runtime)
         t0 = time.perf_counter()
-        task = load_task(spec, n, self.runtime)
+        task = load_task(spec, n, self.runtime, self.models.get(spec.name))
         engine = task.engine()
         f0 = task.model.n_forward
         targets, pred, probs = targets_for(task, engine)

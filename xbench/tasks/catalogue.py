@@ -22,7 +22,13 @@ def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
     modality's first)."""
     d, ds, md = task_fields(data, where)
     modality = d.get("modality", "text")
-    check_choice(where, "modality", modality, tuple(Modality.registry.names()))
+    if ":" in modality:  # ``pkg.module:Class``: a modality of the user's own, imported (which registers it)
+        try:
+            Modality.registry.get(modality)
+        except XBenchError as e:
+            raise XBenchError(f"{where}: field 'modality': {e}") from None
+    else:
+        check_choice(where, "modality", modality, tuple(Modality.registry.names()))
     for label, block, registry in (("dataset", ds, DatasetSource.registry), ("model", md, ModelSource.registry)):
         if block["source"] not in registry:
             raise XBenchError(f"{where}: field '{label}.source': "

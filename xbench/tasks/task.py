@@ -57,6 +57,12 @@ class Task:
     def runtime(self) -> "Runtime | None":
         return getattr(self.model, "runtime", None)
 
+    @property
+    def provides(self) -> frozenset[str]:
+        """What the model offers explainers (the adapter's ``provides`` where it narrows the modality's,
+        e.g. a text model loaded without eager attention gives no attention weights)."""
+        return frozenset(getattr(self.model, "provides", self.modality.provides))
+
     def counts(self) -> tuple[int, int]:
         """Forward and backward passes of the task's model so far."""
         return self.model.counts()
@@ -152,23 +158,27 @@ def _check_sources(spec: TaskSpec, srcs: tuple[DatasetSource, ModelSource]) -> N
             raise XBenchError(f"{spec.path}: {reason}")
 
 
-def check_available(specs: list[TaskSpec]) -> None:
+def check_available(specs: list[TaskSpec], live_models: set[str] = frozenset()) -> None:
     """Raise the first task's one-line reason it cannot run here (data missing, network needed). Quick:
-    sources answer without waiting on the network."""
+    sources answer without waiting on the network. A task named in ``live_models`` has its model
+    already (the Python API's), so its model source is not asked."""
     for spec in specs:
-        _check_sources(spec, sources(spec))
+        ds, ms = sources(spec)
+        _check_sources(spec, (ds,) if spec.name in live_models else (ds, ms))
 
 
-def load_task(spec: TaskSpec, n: int | None = None, runtime: "Runtime | None" = None) -> Task:
+def load_task(spec: TaskSpec, n: int | None = None, runtime: "Runtime | None" = None,
+              model: tuple[Any, Any, dict] | None = None) -> Task:
     """Build the dataset, get (train or load) the model, and encode the first ``n`` test examples
-    through the task's modality; the model goes on ``runtime``'s device (default: the CPU)."""
+    through the task's modality; the model goes on ``runtime``'s device (default: the CPU).
+    ``model``: ``(model, tokenizer, info)`` already in memory, used instead of the model source."""
     from xbench.core.device import Runtime
 
     t0 = time.perf_counter()
     source, msource = sources(spec)
-    _check_sources(spec, (source, msource))
+    _check_sources(spec, (source,) if model is not None else (source, msource))
     splits = source.load(spec.dataset.seed)
-    model, tokenizer, minfo = msource.load(spec, splits)
+    model, tokenizer, minfo = model if model is not None else msource.load(spec, splits)
     records = splits.test if n is None else splits.test[:n]
     modality = Modality.registry.get(spec.modality)(spec)
     removal = modality.removal(splits, tokenizer)
