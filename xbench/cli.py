@@ -62,6 +62,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                  for p, d in Metric.registry.prefixes().items()]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
+    elif args.markdown:
+        print(registry_markdown(args.what), end="")
     else:
         from tabulate import tabulate
 
@@ -71,6 +73,42 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "metrics": ["name", "family", "direction", "range", "description"]}[args.what]
         print(tabulate([[_cell(r[k]) for k in keep] for r in rows], headers=keep, tablefmt="simple"))
     return 0
+
+
+def _num(v: Any) -> str:
+    return "∞" if v == float("inf") else "−∞" if v == float("-inf") else f"{v:g}"
+
+
+def registry_markdown(what: str) -> str:
+    """The reference table of xbench's own metrics or explainers, from their class metadata (what
+    docs/metrics.md and docs/explainers.md hold; ``tests/test_docs.py`` checks they are current)."""
+    from tabulate import tabulate
+
+    from xbench.explainers.base import Explainer
+    from xbench.metrics.base import Metric
+
+    def esc(t: str) -> str:
+        return str(t).replace("|", "\\|").replace("\n", " ")
+
+    def what_it_is(c: Any) -> str:
+        """The docstring's first paragraph, on one line, cut after its first sentence when long."""
+        para = " ".join((c.__doc__ or "").strip().split("\n\n")[0].split())
+        if len(para) > 160 and ". " in para:
+            para = para[:para.index(". ") + 1]
+        return esc(para)
+
+    if what == "metrics":
+        rows = [[f"`{c.name}`", c.family, esc(c.formula), "↑ higher" if c.direction == "higher" else "↓ lower",
+                 f"[{_num(c.range[0])}, {_num(c.range[1])}]", _num(c.ideal), what_it_is(c)]
+                for c in Metric.registry if c.__module__.startswith("xbench.")]
+        head = ["metric", "family", "formula", "better", "range", "ideal", "what it is"]
+    elif what == "explainers":
+        rows = [[f"`{c.name}`", c.family, ", ".join(sorted(c.needs)) or "–", c.space, "yes" if c.stochastic else "no",
+                 what_it_is(c)] for c in Explainer.registry if c.__module__.startswith("xbench.")]
+        head = ["explainer", "family", "needs", "works on", "stochastic", "what it is"]
+    else:
+        raise XBenchError("--markdown lists metrics or explainers")
+    return tabulate(rows, headers=head, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def _cell(v: Any) -> str:
@@ -259,6 +297,7 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("list", help="list tasks, explainers or metrics")
     pl.add_argument("what", choices=["tasks", "explainers", "metrics"])
     pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--markdown", action="store_true", help="metrics, explainers: the reference table of docs/")
     pl.add_argument("--check", action="store_true",
                     help="tasks: also say whether each can run here (data present, network reachable)")
     pl.set_defaults(func=cmd_list)

@@ -10,7 +10,7 @@ from xbench.data.sst import SSTTrees, binary_rationale, parse_tree, read_trees
 from xbench.core.errors import XBenchError
 from xbench.tasks.catalogue import load_task_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def real_sst() -> Path | None:

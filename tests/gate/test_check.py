@@ -391,7 +391,7 @@ def test_junit_escapes_names(tmp_path):
 
 
 def test_readme_contract_example_is_valid():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("## Regression-test explainers in CI"):]
     c = load_contract(yaml.safe_load(section.split("```yaml\n")[1].split("```")[0]))
     assert c.tasks == ["synthetic-sentiment"]

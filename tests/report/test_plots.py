@@ -10,7 +10,7 @@ from xbench.results.leaderboard import summarize, task_summary
 from xbench.report.plots import (agreement_heatmap, cd_diagram, cd_groups, cost_quality, curve_band, curve_plot, read_curves, token_heatmap, write_plots)
 from xbench.results.stats import FriedmanResult, metric_agreement
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPL = ("random", "alpha_expl", "beta_expl", "gamma_expl")
 
 
@@ -128,7 +128,7 @@ def test_cli_leaderboard_writes_plots_and_latex(tmp_path, capsys):
 
     from xbench.cli import main
 
-    src = Path(__file__).resolve().parent.parent / "leaderboards" / "default"
+    src = Path(__file__).resolve().parents[2] / "leaderboards" / "default"
     for f in ("leaderboard.json", "manifest.json"):
         shutil.copy(src / f, tmp_path / f)
     assert main(["leaderboard", str(tmp_path), "--format", "latex", "--plots"]) == 0

@@ -25,7 +25,9 @@ from xbench.cli import main
 from xbench.results.leaderboard import read_scores
 from xbench.run.repro import compare_scores
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the whole pipeline, more than once
+
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["synthetic-linear", "synthetic-linear-logreg", "--n", "6", "--no-progress",
         "--explainers", "saliency,occlusion,lime,random",
         "--metrics", "comprehensiveness,deletion_auc,gt_pearson,seconds"]

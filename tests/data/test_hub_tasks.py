@@ -23,7 +23,7 @@ from xbench.run.runner import Runner
 from xbench.tasks.catalogue import parse_task
 
 HUB = FIXTURES / "hub"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ["sst2-distilbert", "hatexplain-bert", "eraser-movies-hub", "esnli-bert"]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 pytest_plugins = ["pytester"]
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 INNER = textwrap.dedent('''
     import json

@@ -20,7 +20,7 @@ from xbench.explainers.base import Explainer, Explanations
 from xbench.metrics.base import Metric
 from xbench.core.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "custom_explainer"
 #: modules the tests import; removed from sys.modules afterwards so every test imports afresh
 MODULES = ("fake_xbench_plugin", "fake_xbench_broken", "my_explainers", "plug_mod", "plug_bad")

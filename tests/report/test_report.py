@@ -203,7 +203,7 @@ def test_report_in_chromium(run_dir, tmp_path, page_factory):
 
 def test_published_report_in_chromium(page_factory):
     """The committed report: every task's viewer renders (text tokens, image grids, tabular rows)."""
-    path = Path(__file__).resolve().parents[1] / "leaderboards" / "default" / "report.html"
+    path = Path(__file__).resolve().parents[2] / "leaderboards" / "default" / "report.html"
     if not path.exists():
         pytest.fail(f"{path} is missing: run `xbench publish`")
     page = page_factory(path)

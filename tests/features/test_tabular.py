@@ -16,7 +16,7 @@ from xbench.metrics.base import Context, Metric
 from xbench.tasks.catalogue import load_task_file, parse_task, spec_from_dict
 from xbench.tasks.task import load_task
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: a small synthetic-linear dataset: quick to generate and to explain
 SYN = {"n_train": 400, "n_test": 120, "n_features": 10, "n_informative": 4, "correlation": 0.3,
        "label_noise": 0.0}
