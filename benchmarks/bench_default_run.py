@@ -1,8 +1,8 @@
 """End-to-end benchmark of the embedded default run (what ``xbench run`` does with no arguments).
 
-The run configuration is built by ``xbench.cli.build_config`` from the same argparse
+The run configuration is built by ``xbench.cli.config_from_args`` from the same argparse
 namespace ``xbench run`` would parse (suite ``default``, the default tasks, seed 0),
-and executed by ``xbench.runner.Runner`` into a temporary run directory. By default
+and executed by ``xbench.run.runner.Runner`` into a temporary run directory. By default
 ``XBENCH_CACHE`` points at a fresh temporary directory, so the model is trained and
 every explainer computes its attributions (a cold run); ``--warm-cache`` reuses the
 normal cache (``$XBENCH_CACHE`` if set, else ``~/.cache/xbench``).
@@ -85,22 +85,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import xbench.run.runner as runner_mod
     from xbench.core.cache import cache_dir
-    from xbench.run.config import build_config
-    from xbench.cli import parser
+    from xbench.cli import config_from_args, parser
     import_s = time.perf_counter() - t_import
 
     cli_argv = ["run", "--suite", args.suite] + ([] if args.n is None else ["--n", str(args.n)])
     cli_args = parser().parse_args(cli_argv)
-    cfg = build_config(cli_args)
+    cfg = config_from_args(cli_args)
 
     # instrumentation only: wrap two functions the runner calls, without changing what they do
     load_info: dict[str, dict[str, Any]] = {}
     explain_wall: dict[tuple[str, str], float] = {}
     orig_load_task, orig_explain = runner_mod.load_task, runner_mod.Runner.explain
 
-    def timed_load_task(spec, n=None):
+    def timed_load_task(spec, n=None, *rest):
         t0 = time.perf_counter()
-        task = orig_load_task(spec, n)
+        task = orig_load_task(spec, n, *rest)
         load_info[spec.name] = {"wall_seconds": time.perf_counter() - t0,
                                 "load_seconds": task.info.get("load_seconds")}
         return task

@@ -3,7 +3,7 @@
 Procedure (one task, default ``synthetic-sentiment``):
 
 1. ``load_task`` (trains or loads the model), ``targets_for`` on a fresh
-   :class:`~xbench.perturb.PerturbationEngine`, then explanations for the chosen
+   :class:`~xbench.features.engine.PerturbationEngine`, then explanations for the chosen
    explainers through ``Runner.explain``. Not timed. By default ``XBENCH_CACHE`` is a
    fresh temporary directory (the model is trained, ~15 s, and nothing is left in the
    user's cache); ``--warm-cache`` uses ``$XBENCH_CACHE`` or ``~/.cache/xbench``, reading
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     from xbench.run.config import load_suite
     from xbench.explainers.base import Explainer
     from xbench.metrics.base import Context, Metric
-    from xbench.features.engine import PerturbationEngine
     from xbench.run.config import RunConfig
     from xbench.run.runner import Runner
     from xbench.tasks.task import targets_for, weights_hash
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     task = load_task(spec, n)
     load_s = time.perf_counter() - t0
     model = task.model
-    targets, _, _ = targets_for(task, PerturbationEngine(model, spec.replacement))
+    targets, _, _ = targets_for(task, task.engine())
     model_hash = weights_hash(model.model)
     cfg = RunConfig([spec], explainers, suite.metrics, n=n, seed=args.seed, suite=suite.name,
                     cache=not args.no_attr_cache)
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     check = None
     other = OtherCpu().start()
     for r in range(args.repeats):
-        engine = PerturbationEngine(model, spec.replacement)
+        engine = task.engine()
         targets_for(task, engine)  # as the runner does before phase 1 (run_task / run_units)
         start, f_before = engine.n_unique, model.n_forward
         req_before = engine.n_requested

@@ -91,11 +91,8 @@ def registry_markdown(what: str) -> str:
         return str(t).replace("|", "\\|").replace("\n", " ")
 
     def what_it_is(c: Any) -> str:
-        """The docstring's first paragraph, on one line, cut after its first sentence when long."""
-        para = " ".join((c.__doc__ or "").strip().split("\n\n")[0].split())
-        if len(para) > 160 and ". " in para:
-            para = para[:para.index(". ") + 1]
-        return esc(para)
+        """The docstring's first paragraph, on one line."""
+        return esc(" ".join((c.__doc__ or "").strip().split("\n\n")[0].split()))
 
     if what == "metrics":
         rows = [[f"`{c.name}`", c.family, esc(c.formula), "↑ higher" if c.direction == "higher" else "↓ lower",
@@ -284,7 +281,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Regression gate and quality contracts (:mod:`xbench.check`): exit 0 pass, 1 fail, 2 bad input."""
+    """Regression gate and quality contracts (:mod:`xbench.gate.check`): exit 0 pass, 1 fail, 2 bad input."""
     from xbench.gate.check import cli
 
     return cli(args)

@@ -200,3 +200,13 @@ def test_peak_memory_sees_an_allocation_of_known_size():
     with PeakMemory() as small:
         pass
     assert small.mib < 8
+
+
+def test_cuda_batch_size_fills_half_the_free_memory(monkeypatch):
+    rt = Runtime("cuda:0")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda dev=None: (8 * 2**30, 16 * 2**30))
+    assert rt.auto_batch_size(256, bytes_per_row=2**20) == 4096  # 4 GiB / 1 MiB, at most 16 x the default
+    assert rt.auto_batch_size(256, bytes_per_row=2**24) == 256
+    assert rt.auto_batch_size(256, bytes_per_row=2**40) == 1
+    assert Runtime("cuda:0", batch_size=7).auto_batch_size(256, 2**20) == 7  # a given size wins
+    assert Runtime("cpu").auto_batch_size(256, 2**20) == 256  # the CPU keeps the adapter's default

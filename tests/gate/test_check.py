@@ -388,12 +388,3 @@ def test_junit_escapes_names(tmp_path):
     (tc,) = root.findall(".//testcase")
     assert tc.get("classname") == 'xbench.t<.x<b>&"\'\ufffd]]>'
     assert tc.find("failure").get("message").startswith('t<: x<b>&"\'\ufffd]]> comprehensiveness regressed')
-
-
-def test_readme_contract_example_is_valid():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Regression-test explainers in CI"):]
-    c = load_contract(yaml.safe_load(section.split("```yaml\n")[1].split("```")[0]))
-    assert c.tasks == ["synthetic-sentiment"]
-    assert c.explainers["integrated_gradients"]["min"] == {"comprehensiveness": 0.3, "token_f1": 0.8}
-    assert c.explainers["my_explainer"]["max_rank"] == {"comprehensiveness": 2}

@@ -161,7 +161,7 @@ def test_every_explainer_sees_the_noise(linear_task):
 # --- sensitivity and relative stability by hand ---------------------------------------------------
 
 def noisy_weights(task, ex, s, seed, radius):
-    """E' for sample s, redrawn as documented in xbench.perturb_embed."""
+    """E' for sample s, redrawn as documented in xbench.features.embedding_noise."""
     w = weight(task.model).detach().clone()
     rows = torch.tensor([5, 7, 8, 10, 6, 9])  # every non-special word of the test vocabulary ...
     rows = rows[torch.isin(rows, torch.from_numpy(ex.input_ids))].sort().values  # ... that ex contains

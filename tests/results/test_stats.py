@@ -1,4 +1,4 @@
-"""Leaderboard statistics: hand-computed reference cases for xbench.stats."""
+"""Leaderboard statistics: hand-computed reference cases for xbench.results.stats."""
 import numpy as np
 import pandas as pd
 import pytest

@@ -109,6 +109,8 @@ class Runtime:
     batch_size: int | None = None
     #: where out-of-memory back-offs happened: {"where", "from", "to"}
     backoffs: list[dict[str, Any]] = field(default_factory=list)
+    #: how the engine's batch size was set from free memory (CUDA), for the manifest
+    sized: dict[str, Any] | None = None
 
     @classmethod
     def create(cls, device: str | None = "auto", dtype: str | None = None, threads: int | None = None,
@@ -157,7 +159,11 @@ class Runtime:
         d: dict[str, Any] = {"device": self.device, "dtype": self.dtype or "float32",
                              "threads": self.threads or torch.get_num_threads(),
                              "usable_cpus": usable_cpus(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-                             "batch_size": self.batch_size or "adapter default", "oom_backoffs": list(self.backoffs)}
+                             "batch_size": self.batch_size or ("sized from free memory" if self.cuda else
+                                                               "adapter default"),
+                             "oom_backoffs": list(self.backoffs)}
+        if self.sized:
+            d["batch_sizing"] = dict(self.sized)
         if self.cuda:
             p = torch.cuda.get_device_properties(self.torch_device)
             d.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1))

@@ -75,7 +75,7 @@ class SyntheticLinear(DatasetSource):
     and Integrated Gradients of z from the baseline (all coincide for a linear function). It
     depends on the baseline, which the task's replacement policy fixes per example (``mean``:
     training means; ``marginal``: a draw per column from the training rows), so the coefficients
-    go into ``Splits.info['truth_weights']`` and :func:`xbench.dense.encode_arrays` sets every
+    go into ``Splits.info['truth_weights']`` and :func:`xbench.features.tabular.TabularModality.encode` sets every
     example's ``truth`` to w ⊙ (x − baseline) with that example's own baseline.
     ``ArrayRecord.truth`` here is w ⊙ (x − training mean), the ``mean``-policy value.
     The truth is on the log-odds of class 1; the ground-truth metrics negate it to explain class 0

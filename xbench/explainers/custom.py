@@ -56,7 +56,7 @@ def from_callable(fn: Callable[..., Any], name: str | None = None, space: str = 
         raise XBenchError(f"explainer {fn!r} is not callable")
     name = name or getattr(fn, "__name__", None)
     if not name or name == "<lambda>":
-        raise XBenchError("explainer: a lambda needs a name (xbench.explainer(fn, name='...'))")
+        raise XBenchError("explainer: a lambda needs a name (xbench.explainers.custom.from_callable(fn, name='...'))")
     try:
         takes_seed = len(inspect.signature(fn).parameters) >= 2
     except (TypeError, ValueError):

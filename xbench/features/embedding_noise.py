@@ -20,7 +20,7 @@ The noise is uniform, ``U[-r, r]`` per dimension of each perturbed row (Quantus'
 ``uniform_noise`` for MaxSensitivity/AvgSensitivity), with ``r = radius * (max - min)`` of the
 example's embedding matrix (all its positions), the same relative scale SmoothGrad's noise uses
 here. The draw is ``torch.rand((rows, dim), generator=g, dtype=float64) * 2r - r`` from a
-generator seeded by name (:func:`xbench.seeding.torch_gen`), then cast to the weight's dtype.
+generator seeded by name (:func:`xbench.core.seeding.torch_gen`), then cast to the weight's dtype.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import numpy as np
 from xbench.core.progress import Counter
 
 if TYPE_CHECKING:  # pragma: no cover
+    from xbench.core.device import Runtime
     from xbench.features.protocol import Example, ModelAdapter, Removal
 
 
@@ -38,6 +39,7 @@ class PerturbationEngine:
         self._logits = np.zeros((0, model.num_labels), dtype=np.float32)
         self._probs = self._logits
         self._n_done = 0  # rows evaluated so far
+        self._sized, self._probe_rows = False, 0  # CUDA: batch size set from free memory once
         self.n_requested = 0
         #: per-run memo for values derived from model outputs that do not depend on the explainer
         #: (e.g. an example's normalised-AOPC bounds), shared by every metric and explainer
@@ -80,6 +82,9 @@ class PerturbationEngine:
                 setattr(self, name, grown)
         runtime = getattr(self.model, "runtime", None)
         with Counter("forward passes", len(order) if progress else 0, "input") as bar:
+            if runtime is not None and runtime.cuda and runtime.batch_size is None and not self._sized:
+                order = self._size_batches(order, runtime)
+                bar.update(self._probe_rows)
             b = 0
             while b < len(order):
                 def forward(size: int, b: int = b) -> list[int]:
@@ -96,6 +101,25 @@ class PerturbationEngine:
         end = len(self._rows)
         self._probs[start:end] = torch.softmax(torch.from_numpy(self._logits[start:end]), -1).numpy()
         self._n_done = end
+
+    def _size_batches(self, order: list[int], runtime: "Runtime") -> list[int]:
+        """On CUDA, the batch size from free memory: the longest rows (the most memory per row) are
+        evaluated first as a probe, the allocator's peak per probe row sets how many rows fill half
+        the free memory (:meth:`Runtime.auto_batch_size`). Returns the rows left to evaluate."""
+        import torch
+
+        probe = order[-min(32, len(order)):]
+        dev = runtime.torch_device
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        self._logits[probe] = self.model.outputs([self._rows[h] for h in probe], "logit")
+        torch.cuda.synchronize(dev)
+        per_row = max(1.0, (torch.cuda.max_memory_allocated(dev) - base) / len(probe))
+        self.batch_size = runtime.auto_batch_size(self.batch_size, per_row)
+        runtime.sized = {"engine_batch_size": self.batch_size, "probe_bytes_per_row": int(per_row)}
+        self._sized, self._probe_rows = True, len(probe)
+        return order[:-len(probe)]
 
     def _check(self, handles: np.ndarray) -> None:
         if len(handles) and np.max(handles) >= self._n_done:

@@ -4,10 +4,10 @@
 
 - **paired test** (``test = 'wilcoxon'``): on the examples both runs scored successfully, the
   per-example differences d = new − baseline go through the two-sided Wilcoxon signed-rank test
-  (``scipy.stats.wilcoxon`` with the method choice of :func:`xbench.stats.paired_tests`: exact
+  (``scipy.stats.wilcoxon`` with the method choice of :func:`xbench.results.stats.paired_tests`: exact
   without zeros or ties for n <= 50, else the tie-corrected normal approximation). The p-values of
   all compared cells (identical cells count, with p = 1) are Holm-corrected together
-  (:func:`xbench.stats.holm`): ``p_holm``. ``delta`` = s · mean(d), s = +1 for higher-is-better
+  (:func:`xbench.results.stats.holm`): ``p_holm``. ``delta`` = s · mean(d), s = +1 for higher-is-better
   metrics and −1 for lower-is-better ones, so a positive delta is an improvement.
 - **identical** (``test = 'identical'``): bitwise-identical per-example scores (same examples, same
   values, same errors) are ``unchanged`` with p = 1; no test is needed.

@@ -14,7 +14,7 @@ A contract is a small YAML file (read with ``yaml.safe_load``)::
 Every bound is checked on every selected task. ``min``/``max`` apply to the metric's mean over
 the examples that succeeded (the leaderboard's ``mean``). ``max_rank: K`` (overall) holds when the
 explainer's position, ranking the task's explainers by their overall mean rank over the quality
-metrics (``xbench.leaderboard.task_summary``: cost is not quality), is <= K (ties share the better
+metrics (``xbench.results.leaderboard.task_summary``: cost is not quality), is <= K (ties share the better
 position). ``max_rank: {metric: K}`` holds when the best rank of the explainer's rank group for
 that metric (explainers not significantly different share a span such as "2–4": best rank 2) is
 <= K.
@@ -22,7 +22,7 @@ that metric (explainers not significantly different share a span such as "2–4"
 A metric mean that is NaN (every example failed), or a bound on a cell the run did not score, is a
 violation; a cell the run marks as not applicable (an attention explainer on an image task, a
 plausibility metric without gold rationales) is skipped and reported as such. A name that is
-neither registered nor in the run (a typo) is bad input: :class:`~xbench.errors.XBenchError`, one
+neither registered nor in the run (a typo) is bad input: :class:`~xbench.core.errors.XBenchError`, one
 line naming the file and field (exit code 2 at the CLI), never a silent pass.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """pytest plugin: the ``xbench_check`` fixture, a quality contract as a unit test.
 
-Registered as ``[project.entry-points.pytest11] xbench = "xbench.pytest_plugin"``, so installing
+Registered as ``[project.entry-points.pytest11] xbench = "xbench.gate.pytest_plugin"``, so installing
 xbench makes the fixture available everywhere. Importing this module imports pytest only; xbench's
 internals (torch, captum, transformers) load when a test calls the fixture, so pytest sessions that
 do not use it pay nothing.

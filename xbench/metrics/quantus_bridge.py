@@ -30,7 +30,7 @@ Conventions that change numbers (each tested in ``tests/test_quantus_bridge.py``
   batch's, so each explanation is divided by its own max|a| (what Quantus does to a batch of one).
   Deterministic metrics then give the same value for an example whatever batch it is in.
 - **Randomness.** Quantus draws from numpy's (and torch's) global RNG. Each call runs inside
-  :func:`~xbench.seeding.isolated_global_rng` seeded by (task, metric, the batch's example ids, run
+  :func:`~xbench.core.seeding.isolated_global_rng` seeded by (task, metric, the batch's example ids, run
   seed) -- not the explainer, so every explainer meets the same noise (a paired comparison) -- and the
   caller's global state is restored. An example's draws depend on its batch; ``examples_per_call: 1``
   makes them depend on the example alone (slower: Quantus then loops in Python per example).

@@ -6,10 +6,10 @@ cost is the metric's):
 - the explainer's own seed (``explainer_seed_stability``; stochastic explainers only);
 - small uniform noise on the input (``max_sensitivity``, ``avg_sensitivity``,
   ``relative_input_stability``, ``relative_output_stability``): for text, on the word embeddings of
-  the example's tokens, applied to the embedding matrix by :func:`xbench.perturb_embed.embedding_noise`
+  the example's tokens, applied to the embedding matrix by :func:`xbench.features.embedding_noise.embedding_noise`
   so that every explainer sees it; for images and tabular rows, on the input array itself
   (``x' = x + U[-r, r]`` per element, r = radius · (max − min of x), re-explained as a new example
-  with the same baseline and feature map, :meth:`xbench.dense.DenseExample.with_input`);
+  with the same baseline and feature map, :meth:`xbench.features.dense.DenseExample.with_input`);
 - label-preserving edits of the token ids that touch no gold-rationale (or, without gold, no
   top-attributed) feature: two such features swap places, or one is dropped
   (``discrete_stability_spearman``, ``discrete_stability_topk``).
@@ -284,7 +284,7 @@ class MaxSensitivity(_Sensitivity):
     """Max-sensitivity (Yeh et al. 2019, 'On the (In)fidelity and Sensitivity of Explanations'), as
     Quantus ``MaxSensitivity`` computes it (difference, Frobenius norms, normalised by ||a(x)||):
     the largest relative change of the attributions over ``n_samples`` label-preserving
-    perturbations x' of the word embeddings (:mod:`xbench.perturb_embed`), or of the image or tabular
+    perturbations x' of the word embeddings (:mod:`xbench.features.embedding_noise`), or of the image or tabular
     row itself, uniform in [-r, r] per dimension with r = radius · (max − min of the example's
     embeddings, or of its input array). On tabular rows the one radius spans all columns: it suits
     standardised features."""

@@ -2,7 +2,7 @@
 
 Held-out accuracy, the ``model.min_accuracy`` check, the [MASK] augmentation that keeps the
 replacement token in-distribution, and the content-addressed cache of trained weights
-(``models/<task>-<key>/`` under :func:`xbench.cache.cache_dir`, holding safetensors weights,
+(``models/<task>-<key>/`` under :func:`xbench.core.cache.cache_dir`, holding safetensors weights,
 the tokenizer and ``meta.json``). Weights are never committed.
 """
 from __future__ import annotations

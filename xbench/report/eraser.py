@@ -35,7 +35,7 @@ run's fingerprint and model weights):
   ``sufficiency`` metrics; when the run's target is the prediction, the scorer's AOPCs equal those
   metrics' means.
 
-Forward passes go through :class:`~xbench.perturb.PerturbationEngine` (deduplicated, batched). The
+Forward passes go through :class:`~xbench.features.engine.PerturbationEngine` (deduplicated, batched). The
 official scorer needs a line for every annotation of the split it scores (it fails on a missing one):
 for a run over part of a split (``--n``, or a task that drops examples), ``--scorer-data DIR`` writes
 a folder whose ``{split}.jsonl`` holds only the exported annotations, to score against.

@@ -2,7 +2,7 @@
 diagram and per-example token heatmaps.
 
 matplotlib's object-oriented API only (``matplotlib.figure.Figure`` + ``savefig``): no pyplot, no
-global backend switch. Every figure is written as PNG and SVG atomically (:func:`xbench.io.atomic_write`)
+global backend switch. Every figure is written as PNG and SVG atomically (:func:`xbench.core.io.atomic_write`)
 with ``svg.fonttype = 'none'`` so labels stay searchable text in the SVG. Text that comes from data
 (explainer, metric, task names, dataset tokens) is drawn with ``parse_math=False`` and ``usetex`` off,
 so a ``$`` is never read as mathtext.
@@ -50,7 +50,7 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
 def cost_quality(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
     """Seconds per example (log x) vs mean random-anchored faithfulness, one labelled point per
     explainer of ``task``; the cost–faithfulness Pareto front (``dominated`` False) is highlighted
-    and joined by a step line. ``summary``: :func:`xbench.leaderboard.task_summary` ``[0]``."""
+    and joined by a step line. ``summary``: :func:`xbench.results.leaderboard.task_summary` ``[0]``."""
     g = summary[summary["task"] == task]
     g = g[np.isfinite(g["seconds"].astype(float)) & np.isfinite(g["faithfulness_anchored"].astype(float))
           & (g["seconds"].astype(float) > 0)]
@@ -83,7 +83,7 @@ def cost_quality(summary: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
 
 def agreement_heatmap(pairs: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
     """Kendall τ between the explainer orders of every pair of metrics of ``task`` (from
-    :func:`xbench.stats.metric_agreement` ``.pairs``), symmetric, τ = 1 on the diagonal, NaN grey;
+    :func:`xbench.results.stats.metric_agreement` ``.pairs``), symmetric, τ = 1 on the diagonal, NaN grey;
     diverging colormap centred on 0 (vmin −1, vmax 1), each cell annotated with τ."""
     g = pairs[pairs["task"] == task]
     metrics = list(dict.fromkeys(list(g["metric_a"]) + list(g["metric_b"])))
@@ -117,7 +117,7 @@ def agreement_heatmap(pairs: pd.DataFrame, task: str, out_dir: Path) -> list[Pat
 # --------------------------------------------------------------------------- 3. critical difference
 
 def cd_diagram(result, out_dir: Path, name: str = "cd") -> tuple[list[Path], list[list[str]]]:
-    """Critical-difference diagram of a :class:`xbench.stats.FriedmanResult`: rank axis 1..k
+    """Critical-difference diagram of a :class:`xbench.results.stats.FriedmanResult`: rank axis 1..k
     (1 = best, left), each explainer at its average rank with its label, a bar of length CD,
     and thick bars joining explainers not significantly different (see :func:`cd_groups`).
     Returns (paths, groups drawn)."""
@@ -273,7 +273,7 @@ def write_plots(run_dir: Path, lb: pd.DataFrame | None = None, summary: pd.DataF
     """All plots of a run under ``run_dir/plots/``: per task the cost–faithfulness plot, the
     deletion/insertion curves, the metric-agreement heatmap and a token heatmap, and across tasks
     a CD diagram on the overall mean rank (only with >= 2 tasks and >= 3 explainers scored on every
-    task). ``lb`` and ``summary`` (:func:`xbench.leaderboard.task_summary`) are read or computed
+    task). ``lb`` and ``summary`` (:func:`xbench.results.leaderboard.task_summary`) are read or computed
     when not given. Returns the files written."""
     from xbench.results.leaderboard import load_leaderboard, task_summary
     from xbench.results.stats import friedman_nemenyi, metric_agreement

@@ -64,7 +64,7 @@ def summarize(scores: pd.DataFrame, n_resamples: int = 1000) -> pd.DataFrame:
 def add_statistics(df: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """Add ``rank_group`` (explainers whose paired Wilcoxon tests, Holm-corrected within the task and
     metric, show no significant difference share a span of ranks, e.g. "1–3"), ``p_vs_best`` and the
-    random-anchored score ``anchored`` = (s − s_random) / (s_ideal − s_random) (see :mod:`xbench.stats`)."""
+    random-anchored score ``anchored`` = (s − s_random) / (s_ideal − s_random) (see :mod:`xbench.results.stats`)."""
     from xbench.results.stats import anchored, paired_tests, rank_groups
 
     key = ["task", "explainer", "metric"]
@@ -133,7 +133,7 @@ def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def across_tasks(summary: pd.DataFrame) -> dict[str, Any] | None:
     """Friedman test over tasks on the overall mean rank, with the Nemenyi critical difference
-    (:func:`xbench.stats.friedman_nemenyi`), over the explainers scored on every task. Returns
+    (:func:`xbench.results.stats.friedman_nemenyi`), over the explainers scored on every task. Returns
     the statistic, p, k, N, CD, each explainer's average rank (1 = best) and the CD groups
     (explainers whose average ranks differ by less than CD); None with fewer than 2 tasks."""
     from xbench.results.stats import cd_groups, friedman_nemenyi

@@ -1,8 +1,8 @@
-"""Statistics for leaderboards (bootstrap CIs: :func:`xbench.leaderboard.bootstrap_ci`): paired tests, rank groups, anchored scores,
+"""Statistics for leaderboards (bootstrap CIs: :func:`xbench.results.leaderboard.bootstrap_ci`): paired tests, rank groups, anchored scores,
 aggregate ranks, Friedman/Nemenyi across tasks, metric agreement and Pareto fronts.
 
 Pure functions over the per-example scores table (columns ``task, explainer, metric, example,
-value, error``; see ``xbench.runner.SCORE_COLUMNS``). A row *succeeded* when its ``error`` is
+value, error``; see ``xbench.results.leaderboard.SCORE_COLUMNS``). A row *succeeded* when its ``error`` is
 empty and its ``value`` is not NaN; failed rows are counted (``n_failed``), never averaged.
 
 Metric metadata (``direction`` 'higher'|'lower', ``ideal``, ``range``, ``family``) comes from an
@@ -151,7 +151,7 @@ def rank_groups(cells: pd.DataFrame, tests: pd.DataFrame, directions: Mapping[st
                 alpha: float = 0.05) -> pd.DataFrame:
     """Per (task, metric): rank explainers by cell mean and give each a rank group.
 
-    ``cells`` has the columns task, metric, explainer and mean (e.g. :func:`xbench.leaderboard.summarize` rows), ``tests`` :func:`paired_tests` output. Explainers with a
+    ``cells`` has the columns task, metric, explainer and mean (e.g. :func:`xbench.results.leaderboard.summarize` rows), ``tests`` :func:`paired_tests` output. Explainers with a
     NaN mean are left out (rank NaN, group '–'). The others get ``rank`` r = 1..k by mean in the
     metric's better direction (ties broken by explainer name). "j is significantly better than i"
     means p_holm(i, j) < alpha and mean_j is better than mean_i. Then, before smoothing,
