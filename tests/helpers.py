@@ -108,6 +108,18 @@ def fixed_explanations(task, attrs) -> Explanations:
                         [np.asarray(a, dtype=np.float64) for a in attrs], z, z.astype(int), z.astype(int))
 
 
+def run_metric(task, metric, explainer=None, targets=None, seed=0, expl=None):
+    """(values, errors, context) of one metric on ``task``: ``explainer`` explains every example (or
+    ``expl`` is given), then the public plan -> engine -> score path scores it."""
+    targets = np.array(targets if targets is not None else [1] * len(task.examples))
+    if expl is None:
+        expl = explainer.explain(task, task.examples, targets.tolist(), seed)
+    (planned,) = score_explanations(task, [expl], [metric], targets, seed, [explainer])
+    assert planned.results, f"metric {metric.name} does not apply here ({planned.not_applicable})"
+    (result,) = planned.results
+    return result.values, result.errors, planned.context
+
+
 def score(task, metric, attrs, targets=None, engine=None):
     """Per-example values and errors of ``metric`` for the attributions ``attrs`` (one per example),
     through the public plan -> engine -> score function."""

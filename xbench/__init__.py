@@ -29,7 +29,7 @@ _LAZY = {
     "evaluate": "xbench.api.evaluate", "Results": "xbench.api.results", "load_results": "xbench.api.results",
     "Explainer": "xbench.explainers.base", "Metric": "xbench.metrics.base",
     "AttributionInputs": "xbench.features.protocol", "Modality": "xbench.features.protocol",
-    "load_task": "xbench.tasks.task", "run": "xbench.api.evaluate",
+    "load_task": "xbench.tasks.task",
 }
 __all__ = ["XBenchError", "__version__", *_LAZY]
 

@@ -101,3 +101,17 @@ def test_shipped_task_and_suite_files_are_valid():
 def test_parse_task_fills_defaults():
     spec = parse_task(dict(LINEAR_TASK), "x.yaml")
     assert spec.target == "predicted" and spec.pooling == "sum" and spec.explained_output == "logit"
+
+
+def test_execution_flags_are_checked_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    task = write_task(tmp_path, LINEAR_TASK)
+    for flags, needle in ((["--device", "cuda"], "--device cuda: no CUDA device is available here"),
+                          (["--device", "gpu0"], "expected auto, cpu, cuda or cuda:N"),
+                          (["--threads", "0"], "--threads 0: expected a positive integer"),
+                          (["--batch-size", "0"], "--batch-size 0: expected a positive integer")):
+        code, _, err = run_cli(capsys, "run", str(task), "--out", str(tmp_path / "run"), *flags)
+        assert code == 2 and needle in err and err.count("\n") == 1, err
+        assert not (tmp_path / "run").exists()

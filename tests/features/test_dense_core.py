@@ -6,7 +6,7 @@ import pytest
 
 from helpers_dense import IMG_TASK, TAB_TASK, TRAIN_TAB, W_IMG, W_TAB
 from xbench.explainers.base import Explainer
-from xbench.metrics.base import Context, Metric
+from xbench.metrics.base import Metric
 from xbench.tasks.catalogue import parse_task
 from xbench.tasks.task import load_task
 
@@ -87,16 +87,13 @@ def test_comprehensiveness_by_hand_tabular():
     task = tab()
     task.examples = task.examples[:1]
     ex = task.examples[0]
-    engine = task.engine()
+    from helpers import run_metric
     from xbench.explainers.base import Explanations
 
     a = W_TAB * (ex.x - ex.baseline)
     expl = Explanations("fixed", {}, [ex.id], [a], np.zeros(1), np.zeros(1, int), np.zeros(1, int))
-    ctx = Context(task, expl, np.array([1]), engine)
     m = Metric.registry.get("comprehensiveness")(bins=[1 / 3, 2 / 3])
-    states = m.plan(ctx)
-    engine.run()
-    vals, errs = m.score(ctx, states)
+    vals, errs, _ = run_metric(task, m, targets=[1], expl=expl)
     sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
     p0 = sig(7.0)
     # top-1 removed: x -> (1, 1, 0): logit 3; top-2 (a, c) removed: (1, 1, 1): logit 2

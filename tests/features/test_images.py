@@ -15,7 +15,7 @@ from helpers import score
 from helpers_images import GOLD, W_PATCH, W_RAMP, X_SIGNED, task4
 from xbench.core.errors import XBenchError
 from xbench.explainers.base import Explainer
-from xbench.metrics.base import Context, Metric
+from xbench.metrics.base import Metric
 
 E, M = Explainer.registry.get, Metric.registry.get
 
@@ -31,15 +31,7 @@ def _one_intra_op_thread():
     torch.set_num_threads(before)
 
 
-def run_metric(task, metric, explainer, targets=None, seed=0):
-    targets = np.array(targets if targets is not None else [1] * len(task.examples))
-    engine = task.engine()
-    expl = explainer.explain(task, task.examples, targets.tolist(), seed)
-    ctx = Context(task, expl, targets, engine, seed, explainer)
-    states = metric.plan(ctx)
-    engine.run()
-    values, errors = metric.score(ctx, states)
-    return values, errors, ctx
+from helpers import run_metric  # noqa: E402  (values, errors, context through score_explanations)
 
 
 # --- datasets ----------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_metric
 from helpers_dense import TAB_TASK, W_TAB
 from xbench.data.base import DatasetSource
 from xbench.core.errors import XBenchError
 from xbench.explainers.base import Explainer, Explanations
-from xbench.metrics.base import Context, Metric
+from xbench.metrics.base import Metric
 from xbench.tasks.catalogue import load_task_file, parse_task, spec_from_dict
 from xbench.tasks.task import load_task
 
@@ -30,14 +31,10 @@ def syn_task(replacement: str = "mean", model: dict | None = None, **data):
 
 def score(task, name: str, attrs: list, targets: list, **params):
     """Values and errors of metric ``name`` for fixed attributions."""
-    engine = task.engine()
     expl = Explanations("fixed", {}, [ex.id for ex in task.examples], [np.asarray(a, float) for a in attrs],
                         np.zeros(len(attrs)), np.zeros(len(attrs), int), np.zeros(len(attrs), int))
-    ctx = Context(task, expl, np.array(targets), engine)
     m = Metric.registry.get(name)(**params)
-    states = m.plan(ctx)
-    engine.run()
-    vals, errs = m.score(ctx, states)
+    vals, errs, _ = run_metric(task, m, targets=targets, expl=expl)
     return vals, errs, m
 
 

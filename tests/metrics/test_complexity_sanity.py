@@ -11,6 +11,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
+import helpers
 import torch
 from scipy.stats import spearmanr
 
@@ -170,13 +172,7 @@ def test_randomize_keeps_each_tensors_moments_and_the_global_rng():
 # -- sanity: random logit ------------------------------------------------------------------------
 
 def run_metric(task, metric, explainer, targets=None, seed=0):
-    targets = np.array(targets if targets is not None else [1] * len(task.examples))
-    expl = explainer.explain(task, task.examples, targets.tolist(), seed)
-    eng = task.engine()
-    ctx = Context(task, expl, targets, eng, seed, explainer)
-    states = metric.plan(ctx)
-    eng.run()
-    return metric.score(ctx, states)
+    return helpers.run_metric(task, metric, explainer, targets, seed)[:2]
 
 
 @pytest.mark.parametrize("name", ["input_x_gradient", "occlusion"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import WEIGHTS, score
+from helpers import WEIGHTS, run_metric, score
 
 TOL = 1e-6  # both sides compute in float32 model outputs, then float64
 
@@ -82,21 +82,17 @@ def test_max_sensitivity_matches_quantus(linear_task):
     for input x gradient (attribution of token j = its class-1 embedding entry)."""
     quantus = pytest.importorskip("quantus")
     from xbench.explainers.base import Explainer
-    from xbench.metrics.base import Context, Metric
+    from xbench.metrics.base import Metric
     from xbench.metrics.stability import _noise
 
     task = linear_task
     task.examples = task.examples[:1]
     ex = task.examples[0]
     explainer = Explainer.registry.get("input_x_gradient")()
-    expl = explainer.explain(task, task.examples, [1])
-    engine = task.engine()
-    ctx = Context(task, expl, np.array([1]), engine, 0, explainer)
     n, radius = 6, 0.3
     m = Metric.registry.get("max_sensitivity")(radius=radius, n_samples=n)
-    states = m.plan(ctx)
-    engine.run()
-    ours = m.score(ctx, states)[0][0]
+    values, _, ctx = run_metric(task, m, explainer, [1])
+    ours = values[0]
     assert m.notes["share_kept"] == 1.0
 
     weight = task.model.model.get_input_embeddings().weight.detach().double().numpy()
@@ -137,7 +133,7 @@ def test_full_randomization_matches_quantus_mprt(linear_task, monkeypatch):
     quantus = pytest.importorskip("quantus")
     from helpers import LinearBag
     from xbench.explainers.base import Explainer
-    from xbench.metrics.base import Context, Metric
+    from xbench.metrics.base import Metric
     from xbench.metrics import sanity
 
     def quantus_reinit(model, names, *parts):  # what Quantus does to the model's one layer, seed 42
@@ -148,14 +144,7 @@ def test_full_randomization_matches_quantus_mprt(linear_task, monkeypatch):
     monkeypatch.setattr(sanity, "randomize_", quantus_reinit)
     task = linear_task
     explainer = Explainer.registry.get("input_x_gradient")()
-    targets = np.ones(len(task.examples), dtype=int)
-    expl = explainer.explain(task, task.examples, targets.tolist())
-    engine = task.engine()
-    ctx = Context(task, expl, targets, engine, 0, explainer)
-    m = Metric.registry.get("randomization_full")()
-    states = m.plan(ctx)
-    engine.run()
-    ours = m.score(ctx, states)[0]
+    ours, _, _ = run_metric(task, Metric.registry.get("randomization_full")(), explainer)
 
     model: LinearBag = task.model.model
 

@@ -3,24 +3,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
+import helpers
 from scipy.stats import spearmanr
 
 from helpers import seeded_weights
 from xbench.explainers.base import Explainer
-from xbench.metrics.base import Context, Metric
+from xbench.metrics.base import Metric
 from xbench.tasks.task import load_task
 
 
 def run_metric(task, explainer_name):
-    explainer = Explainer.registry.get(explainer_name)()
-    targets = np.ones(len(task.examples), dtype=int)
-    expl = explainer.explain(task, task.examples, targets.tolist())
-    engine = task.engine()
-    ctx = Context(task, expl, targets, engine, 0, explainer)
     m = Metric.registry.get("model_seed_stability")()
-    states = m.plan(ctx)
-    engine.run()
-    return m.score(ctx, states)[0], m
+    return helpers.run_metric(task, m, Explainer.registry.get(explainer_name)())[0], m
 
 
 def test_identical_models_give_one(linear_task):

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import run_metric
+
 import xbench.metrics.stability as st  # registers the stability metrics
 from helpers import fixed_explanations
 from xbench.explainers.base import Explainer
@@ -52,14 +54,8 @@ Scripted.name, Position.name = "scripted", "position"
 
 def run(task, metric, explainer, targets=None, seed=0, attrs=None):
     """(values, errors, metric) of ``metric`` for ``explainer`` on all of ``task``'s examples."""
-    targets = np.array(targets if targets is not None else [1] * len(task.examples))
-    engine = task.engine()
-    expl = (fixed_explanations(task, attrs) if attrs is not None
-            else explainer.explain(task, task.examples, targets.tolist(), seed))
-    ctx = Context(task, expl, targets, engine, seed, explainer)
-    states = metric.plan(ctx)
-    engine.run()
-    values, errors = metric.score(ctx, states)
+    expl = fixed_explanations(task, attrs) if attrs is not None else None
+    values, errors, _ = run_metric(task, metric, explainer, targets, seed, expl)
     return values, errors, metric
 
 

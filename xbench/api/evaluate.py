@@ -259,7 +259,3 @@ def evaluate(model: Any, data: Any, *, tokenizer: Any = None, explainers: Any = 
     res.seconds = round(time.time() - t0, 2)
     return res
 
-
-def run(*args: Any, **kwargs: Any) -> Results:
-    """Alias of :func:`evaluate`."""
-    return evaluate(*args, **kwargs)

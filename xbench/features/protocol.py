@@ -255,7 +255,8 @@ class Modality(Registered):
     #: how input-noise stability perturbs an example: 'embeddings' (word-embedding rows), 'input' (the
     #: input array itself), or None (no continuous noise: those metrics do not apply)
     noise: ClassVar[str | None] = None
-    #: whether examples are token sequences that can be edited (discrete stability)
+    #: whether examples are token-id sequences (``input_ids``, ``feature_ids``, ``token_type_ids``) that
+    #: label-preserving edits can reorder or shorten (discrete stability)
     token_edits: ClassVar[bool] = False
     #: whether :meth:`groups` groups features (image patches), for methods that perturb groups
     grouped: ClassVar[bool] = False

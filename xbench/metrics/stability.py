@@ -456,9 +456,12 @@ class EditRuns:
 
 
 class _Discrete(_Stability):
-    modalities = frozenset({"text"})
     direction, ideal = "higher", 1.0
     params = {"n_perturbations": 4, "protect": 0.2}
+
+    def applies_to(self, task, explainer) -> bool:
+        """Token-id sequences only (the modality's ``token_edits``: text)."""
+        return super().applies_to(task, explainer) and task.modality.token_edits
 
     def _key(self) -> tuple:
         return ("discrete", int(self.p["n_perturbations"]), float(self.p["protect"]))

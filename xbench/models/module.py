@@ -28,7 +28,7 @@ class TorchModule(ModelSource):
         return f"module {self.p['module']}"
 
     def unavailable(self) -> str | None:
-        where = f"field 'model.params.module'"
+        where = "field 'model.params.module'"
         spec = self.p["module"]
         if not isinstance(spec, str) or ":" not in spec:
             return f"{where} must be 'package.module:Class', got {spec!r}"

@@ -273,7 +273,7 @@ class Runner:
             "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
             "model_weights_sha256": model_hash, "model": task.info["model"], "accuracy_on_slice": acc,
             "load_seconds": task.info["load_seconds"],
-            "replacement": spec.replacement, "granularity": spec.granularity, "target": spec.target,
+            "replacement": task.removal.name, "granularity": spec.granularity, "target": spec.target,
             "removal": task.removal.describe(), "explained": task.target.describe(),
             "explainers": dict(before.get("explainers", {})), "n_truncated": sum(ex.truncated for ex in task.examples),
         }
@@ -315,7 +315,7 @@ class Runner:
                     tinfo["explainers"][explainer.name].setdefault("metric_notes", {})[r.name] = r.notes
                 for i, ex in enumerate(task.examples):
                     rows.append((spec.name, explainer.name, r.name, ex.id, r.values[i], r.errors[i] or "",
-                                 spec.replacement, int(targets[i]), seed))
+                                 task.removal.name, int(targets[i]), seed))
                 bad = [e for e in r.errors if e and e != BAD_ATTRIBUTIONS]  # those are reported per explainer
                 if bad:
                     first = task.examples[r.errors.index(bad[0])].id
