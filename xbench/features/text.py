@@ -118,9 +118,9 @@ class TextRemoval:
     def __init__(self, policy: str, tokenizer: Any) -> None:
         self.name = policy
         ids = replacement_ids(tokenizer)
+        #: the id a removed token becomes, and whose embedding is a gradient method's baseline at every
+        #: removable position ([PAD] for ``delete``, which writes none)
         self.token_id = None if ids.get(policy) is None else int(ids[policy])
-        #: the id whose embedding is a gradient method's baseline at every removable position
-        self.baseline_id = None if ids.get(policy) is None else int(ids[policy])
         self.token = tokenizer.convert_ids_to_tokens(self.token_id) if self.token_id is not None else None
 
     def apply(self, ex: TextExample, keep: np.ndarray) -> tuple[list[Row], list[bytes]]:
@@ -202,7 +202,7 @@ class TextClassifier(PassCounter):
         position, extra forward args) for one example, batch of one."""
         dev = self.device
         ids = torch.from_numpy(ex.input_ids)[None].to(dev)
-        base_ids = torch.where(torch.from_numpy(ex.feature_ids >= 0)[None].to(dev), int(removal.baseline_id), ids)
+        base_ids = torch.where(torch.from_numpy(ex.feature_ids >= 0)[None].to(dev), int(removal.token_id), ids)
         with torch.no_grad():
             emb, base = self.embed(ids).requires_grad_(), self.embed(base_ids)
         tt = None if ex.token_type_ids is None else torch.from_numpy(ex.token_type_ids)[None].to(dev)
