@@ -168,8 +168,29 @@ def test_cost_metrics_report_the_measured_cost(linear_task):
 
     expl = fixed_explanations(linear_task, [[1.0] * ex.n_features for ex in linear_task.examples])
     expl.seconds, expl.forward, expl.backward = np.array([.5, .25, 1., 2.]), np.array([3, 4, 5, 6]), np.arange(4)
+    expl.memory = np.array([1.5, 0.0, 2.25, 64.0])
     ctx = Context(linear_task, expl, np.ones(4, dtype=int), linear_task.engine())
-    for name, want in (("seconds", expl.seconds), ("forward_passes", expl.forward), ("backward_passes", expl.backward)):
+    for name, want in (("seconds", expl.seconds), ("forward_passes", expl.forward), ("backward_passes", expl.backward),
+                       ("peak_memory", expl.memory)):
         values, errors = M(name)().score(ctx, [None] * 4)
         np.testing.assert_array_equal(values, want)
         assert errors == [None] * 4
+    # not measured (attributions cached by an older xbench): a failure with a reason, never a made-up 0
+    expl.memory = np.array([1.0, np.nan, 2.0, 3.0])
+    values, errors = M("peak_memory")().score(ctx, [None] * 4)
+    assert np.isnan(values[1]) and errors[1] == "metric value is not finite" and errors[0] is None
+
+
+def test_explanations_measure_peak_memory_per_example(linear_task, tmp_path):
+    """The explain loop fills ``memory`` per example (here on the CPU: VmHWM growth), and an attribution
+    file written before memory was measured loads with NaN, not zeros."""
+    from xbench.explainers.base import Explainer, Explanations
+
+    expl = Explainer.registry.get("occlusion")().explain(linear_task, linear_task.examples, [1] * 4)
+    assert expl.memory.shape == (4,) and (np.all(np.isnan(expl.memory)) or np.all(expl.memory >= 0))
+    old = tmp_path / "old.npz"  # the layout of an attribution file from before peak memory
+    np.savez(old, lengths=np.array([len(a) for a in expl.attributions]), flat=np.concatenate(expl.attributions),
+             seconds=expl.seconds, forward=expl.forward, backward=expl.backward,
+             ids=np.array(expl.example_ids, dtype=str))
+    back = Explanations.load(old, "occlusion", {}, {})
+    assert np.all(np.isnan(back.memory)) and [list(a) for a in back.attributions] == [list(a) for a in expl.attributions]
