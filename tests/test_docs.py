@@ -83,7 +83,7 @@ def test_generated_tables_are_current(what, page):
     from xbench.cli import registry_markdown
 
     assert generated(page, what) == registry_markdown(what), \
-        f"docs/{page} is out of date: regenerate its table with `xbench list {what} --markdown`"
+        f"docs/{page} is out of date: regenerate it with `xbench list {what} --markdown --into docs/{page}`"
 
 
 def test_every_metric_and_explainer_is_documented():

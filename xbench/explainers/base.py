@@ -48,10 +48,14 @@ class Explanations:
     meta: dict[str, Any] = field(default_factory=dict)
     #: peak memory of each example's explanation, MiB (NaN where not measured)
     memory: np.ndarray | None = None
+    #: per example, why the explainer failed on it (its attributions are then NaN), or None
+    errors: list[str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.memory is None:
             self.memory = np.full(len(self.example_ids), np.nan)
+        if self.errors is None:
+            self.errors = [None] * len(self.example_ids)
 
     def save(self, path: Path) -> None:
         from xbench.core.io import atomic_write
@@ -62,7 +66,7 @@ class Explanations:
         def write(f: Any) -> None:
             np.savez(f, lengths=lengths, flat=flat.astype(np.float64), seconds=self.seconds,
                      forward=self.forward, backward=self.backward, memory=np.asarray(self.memory, np.float64),
-                     ids=np.array(self.example_ids, dtype=str))
+                     ids=np.array(self.example_ids, dtype=str), errors=np.array([e or "" for e in self.errors], dtype=str))
 
         atomic_write(path, write, mode="wb")
 
@@ -71,8 +75,9 @@ class Explanations:
         with np.load(path, allow_pickle=False) as z:
             splits = np.cumsum(z["lengths"])[:-1]
             memory = z["memory"] if "memory" in z.files else None  # written before peak memory was measured
+            errors = [str(e) or None for e in z["errors"]] if "errors" in z.files else None
             return cls(explainer, params, [str(i) for i in z["ids"]], list(np.split(z["flat"], splits)),
-                       z["seconds"], z["forward"], z["backward"], {**meta, "cache": "hit"}, memory)
+                       z["seconds"], z["forward"], z["backward"], {**meta, "cache": "hit"}, memory, errors)
 
 
 class Explainer(Registered):
@@ -122,14 +127,18 @@ class Explainer(Registered):
 
         Example i's randomness is seeded from (task, explainer, example id, seed, *extra_seed). A call
         that runs out of memory is retried with the ``batch_params`` halved (recorded in the runtime's
-        back-offs)."""
+        back-offs). Any other error on one example (an exception, a result of the wrong shape) is that
+        example's failure: its attributions are NaN, its reason is kept in ``errors``, and the others
+        go on; metrics count it in ``n_failed`` with that reason."""
         from xbench.core.device import PeakMemory, is_oom
+        from xbench.core.registry import one_line
 
         runtime = runtime if runtime is not None else task.runtime
         n = len(examples)
         attrs, secs = [], np.zeros(n)
         fwd, bwd = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         mem = np.full(n, np.nan)
+        errors: list[str | None] = [None] * n
         it = bar(examples, self.name, n, "ex") if progress else examples
         for i, ex in enumerate(it):
             s_seed = derive_seed(task.name, self.name, "explain", ex.id, seed, *extra_seed)
@@ -145,17 +154,19 @@ class Explainer(Registered):
                             s = inputs.pool(s)
                         secs[i] = time.perf_counter() - t0
                     break
-                except Exception as e:  # noqa: BLE001 - only out-of-memory is retried
-                    if not (is_oom(e) and runtime is not None and self._halve(runtime)):
-                        raise
+                except Exception as e:  # noqa: BLE001 - out-of-memory is retried, anything else fails the example
+                    if is_oom(e) and runtime is not None and self._halve(runtime):
+                        continue
+                    s, errors[i] = None, f"explainer {self.name} failed: {one_line(e)}"
+                    break
             f1, b1 = task.counts()
             fwd[i], bwd[i], mem[i] = f1 - f0, b1 - b0, peak.mib
-            if s.shape != (ex.n_features,):
-                raise RuntimeError(f"explainer {self.name} returned shape {s.shape} for example {ex.id}, "
-                                   f"expected ({ex.n_features},)")
-            attrs.append(s)
+            if s is not None and s.shape != (ex.n_features,):
+                s, errors[i] = None, (f"explainer {self.name} returned shape {tuple(s.shape)}, expected "
+                                      f"({ex.n_features},): one score per feature")
+            attrs.append(np.full(ex.n_features, np.nan) if s is None else s)
         return Explanations(self.name, dict(self.p), [ex.id for ex in examples], attrs, secs, fwd, bwd,
-                            {"conventions": self.conventions(task), "cache": "miss"}, mem)
+                            {"conventions": self.conventions(task), "cache": "miss"}, mem, errors)
 
     def _halve(self, runtime: "Runtime") -> bool:
         """Halve the batch-size parameters after an out-of-memory error; False when none can shrink."""

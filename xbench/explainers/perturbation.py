@@ -89,7 +89,9 @@ class Lime(_PresenceExplainer):
 
 
 class KernelShap(_PresenceExplainer):
-    """KernelSHAP (Lundberg & Lee 2017; captum ``KernelShap``): Shapley-kernel weighted linear fit."""
+    """KernelSHAP (Lundberg & Lee 2017; captum ``KernelShap``): Shapley-kernel weighted linear fit.
+    With one player (one feature, or one group) the Shapley value is exact and needs no sampling,
+    f(x) − f(baseline), which is returned (captum's sampler divides by zero there)."""
 
     name = "kernel_shap"
     stochastic = True
@@ -97,6 +99,11 @@ class KernelShap(_PresenceExplainer):
 
     def _captum(self, f, z, target, **mask):
         from captum.attr import KernelShap as CKernelShap
+
+        players = int(mask["feature_mask"].max()) + 1 if "feature_mask" in mask else z.shape[1]
+        if players == 1:  # the one player's Shapley value: the whole difference to the baseline
+            out = f(torch.cat([torch.ones_like(z), torch.zeros_like(z)]))
+            return (out[0:1, target] - out[1:2, target]).to(torch.float64).reshape(1, 1).expand_as(z).clone()
 
         return CKernelShap(f).attribute(z, baselines=0.0, target=target, n_samples=self.p["n_samples"],
                                         perturbations_per_eval=self.p["perturbations_per_eval"], **mask)

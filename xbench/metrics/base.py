@@ -184,28 +184,55 @@ class Metric(Registered):
         raise NotImplementedError
 
     def plan(self, ctx: Context) -> list[Any]:
-        """Submit this metric's perturbations for every example it can score."""
-        return [self.plan_one(ctx, i) if self.why_not(ctx, i) is None else None for i in range(ctx.n)]
+        """Submit this metric's perturbations for every example it can score. An example whose
+        ``plan_one`` raises is that example's failure (its reason is kept), not the run's."""
+        self._failed: dict[int, str] = {}
+        out = []
+        for i in range(ctx.n):
+            state = None
+            if self.why_not(ctx, i) is None:
+                try:
+                    state = self.plan_one(ctx, i)
+                except Exception as e:  # noqa: BLE001 - one example's failure, counted with its reason
+                    self._failed[i] = self.failure(e)
+            out.append(state)
+        return out
+
+    def failure(self, e: BaseException) -> str:
+        """The reason recorded for an example this metric failed on."""
+        from xbench.core.registry import one_line
+
+        return f"metric {self.name} failed: {one_line(e)}"
 
     def score_many(self, ctx: Context, idx: list[int], states: list[Any]) -> np.ndarray:
-        """Values for the examples ``idx``; override to vectorise across examples."""
-        return np.array([self.score_one(ctx, i, states[i]) for i in idx], dtype=np.float64)
+        """Values for the examples ``idx``; override to vectorise across examples. An example whose
+        ``score_one`` raises gets NaN and its reason."""
+        out = np.full(len(idx), np.nan)
+        for j, i in enumerate(idx):
+            try:
+                out[j] = self.score_one(ctx, i, states[i])
+            except Exception as e:  # noqa: BLE001 - one example's failure, counted with its reason
+                self._failed[i] = self.failure(e)
+        return out
 
     def score(self, ctx: Context, states: list[Any]) -> tuple[np.ndarray, list[str | None]]:
         """Per-example values, and per-example failure reasons (None where it succeeded)."""
-        errors: list[str | None] = [self.why_not(ctx, i) for i in range(ctx.n)]
+        failed = self.__dict__.setdefault("_failed", {})
+        errors: list[str | None] = [self.why_not(ctx, i) or failed.get(i) for i in range(ctx.n)]
         idx = [i for i, e in enumerate(errors) if e is None]
         values = np.full(ctx.n, np.nan)
         if idx:
             values[idx] = self.score_many(ctx, idx, states)
         for i in idx:
-            if not np.isfinite(values[i]):
+            if i in failed:
+                values[i], errors[i] = np.nan, failed[i]
+            elif not np.isfinite(values[i]):
                 errors[i] = "metric value is not finite"
         return values, errors
 
     def why_not(self, ctx: Context, i: int) -> str | None:
         if self.family != "cost" and not ctx.valid[i]:
-            return BAD_ATTRIBUTIONS
+            return ctx.expl.errors[i] or BAD_ATTRIBUTIONS  # the explainer's own reason where it failed
         if "rationale" in self.needs:
             r = ctx.task.examples[i].rationale
             if r is None:

@@ -94,6 +94,8 @@ class Planned:
     states: list[Any] = field(default_factory=list)
     meters: dict[str, MetricCost] = field(default_factory=dict)
     results: list[MetricResult] = field(default_factory=list)
+    #: metrics whose ``plan`` raised: metric name -> the reason every example of it fails with
+    broken: dict[str, str] = field(default_factory=dict)
 
 
 class Scoring:
@@ -117,9 +119,14 @@ class Scoring:
         planned = Planned(explanations.explainer, explanations, ctx, applicable,
                           [m.name for m in metrics if m not in applicable])
         planned.meters = {m.name: MetricCost(task, ctx) for m in applicable}
+        planned.broken = {}
         for m in applicable:
             with planned.meters[m.name]:
-                planned.states.append(m.plan(ctx))
+                try:
+                    planned.states.append(m.plan(ctx))
+                except Exception as e:  # noqa: BLE001 - a metric that cannot plan fails its examples, not the run
+                    planned.broken[m.name] = m.failure(e)
+                    planned.states.append(None)
         return planned
 
     def run(self, progress: bool = False) -> dict[str, Any]:
@@ -137,9 +144,17 @@ class Scoring:
         items = zip(planned.metrics, planned.states)
         if progress:
             items = bar(list(items), f"scoring {planned.explainer}", len(planned.metrics), "metric")
+        n = planned.context.n
         for m, states in items:
-            with planned.meters[m.name]:
-                values, errors = m.score(planned.context, states)
+            why = planned.broken.get(m.name)
+            if why is None:
+                with planned.meters[m.name]:
+                    try:
+                        values, errors = m.score(planned.context, states)
+                    except Exception as e:  # noqa: BLE001 - as in plan: every example fails with the reason
+                        why = m.failure(e)
+            if why is not None:
+                values, errors = np.full(n, np.nan), [why] * n
             out.append(MetricResult(m, values, errors, dict(m.notes), dict(m.curves), {}))
         for r in out:
             r.cost = planned.meters[r.name].summary()

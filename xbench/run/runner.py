@@ -316,7 +316,9 @@ class Runner:
                 for i, ex in enumerate(task.examples):
                     rows.append((spec.name, explainer.name, r.name, ex.id, r.values[i], r.errors[i] or "",
                                  task.removal.name, int(targets[i]), seed))
-                bad = [e for e in r.errors if e and e != BAD_ATTRIBUTIONS]  # those are reported per explainer
+                # NaN attributions and the explainer's own failures are reported once per explainer
+                per_explainer = {BAD_ATTRIBUTIONS, *filter(None, plan.explanations.errors)}
+                bad = [e for e in r.errors if e and e not in per_explainer]
                 if bad:
                     first = task.examples[r.errors.index(bad[0])].id
                     self._fail(f"{spec.path}: example {first}: {bad[0]} ({len(bad)} example(s); counted in "
@@ -341,8 +343,12 @@ class Runner:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
 
     def _report_bad(self, spec: TaskSpec, name: str, plan: Planned) -> None:
-        ctx = plan.context
-        bad = np.flatnonzero(~ctx.valid)
+        ctx, errors = plan.context, plan.explanations.errors
+        failed = [i for i, e in enumerate(errors) if e]
+        if failed:
+            self._fail(f"explainer {name} on task {spec.name}: failed on {len(failed)} example(s), first "
+                       f"{ctx.task.examples[failed[0]].id}: {errors[failed[0]]}; counted in n_failed")
+        bad = [i for i in np.flatnonzero(~ctx.valid) if not errors[i]]
         if len(bad):
             self._fail(f"explainer {name} on task {spec.name}: NaN or infinite attributions for {len(bad)} "
                        f"example(s), first {ctx.task.examples[bad[0]].id}; counted in n_failed")
