@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         from xbench.run.repro import config_of
 
-        given = [f for f in ("tasks", "explainers", "metrics", "n", "out", "shard") if getattr(args, f)]
+        given = [f for f in ("tasks", "explainers", "metrics", "n", "out", "shard", "overwrite") if getattr(args, f)]
         if given or args.suite != "default" or args.seed != 0:
             raise XBenchError("--resume takes its config from the run's manifest; drop "
                               + ", ".join(f"--{f}" if f != "tasks" else "TASK" for f in given or ["suite/seed"]))
@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         out = Path(args.out) if args.out else default_out(cfg.suite)
-        runner = Runner(cfg, out, progress=progress, shard=_shard(args.shard))
+        runner = Runner(cfg, out, progress=progress, shard=_shard(args.shard), overwrite=args.overwrite)
     runner.run()
     if runner.shard is not None:
         print(f"wrote shard {args.shard} to {out}/; put the shards together with `xbench merge OUT SHARD_DIR...`")
@@ -328,6 +328,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-progress", action="store_true", help="no progress bars")
     pr.add_argument("--allow-failures", action="store_true", help="exit 0 even if some examples failed")
     pr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (config from its manifest)")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="replace the run in --out (written beside it, swapped in only when finished)")
     pr.add_argument("--shard", metavar="K/N", help="run only units K, K+N, ... (1-based) of the run; then xbench merge")
     add_runtime_arguments(pr)
     pr.set_defaults(func=cmd_run)
@@ -390,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except XBenchError as e:
         print(f"xbench: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no: an --out that is a file, read-only, a full disk...
+        where = e.filename if e.filename is not None else "file system"
+        print(f"xbench: error: {where}: {e.strerror or e} (files already written are complete)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("xbench: interrupted; files already written are complete", file=sys.stderr)

@@ -387,3 +387,12 @@ def test_junit_escapes_names(tmp_path):
     (tc,) = root.findall(".//testcase")
     assert tc.get("classname") == 'xbench.t<.x<b>&"\'\ufffd]]>'
     assert tc.find("failure").get("message").startswith('t<: x<b>&"\'\ufffd]]> comprehensiveness regressed')
+
+
+def test_counts_say_when_regressions_are_in_ungated_cost_metrics(tmp_path):
+    from xbench.gate.check import to_text
+
+    base = _fake_run(tmp_path / "a", {("t", "e", "comprehensiveness"): BASE, ("t", "e", "seconds"): BASE})
+    new = _fake_run(tmp_path / "b", {("t", "e", "comprehensiveness"): BASE, ("t", "e", "seconds"): [b + 1 for b in BASE]})
+    text = to_text(check(new, base))
+    assert "1 regressed (all in cost metrics, not gated)" in text and text.rstrip().endswith("PASS")

@@ -136,3 +136,25 @@ def test_cli_leaderboard_writes_plots_and_latex(tmp_path, capsys):
     assert "\\toprule" in out.out and "plot files" in out.err
     assert "% across tasks: Friedman chi2 = " in out.out  # the committed run has three tasks
     assert (tmp_path / "plots" / "cd_overall.svg").exists()
+
+
+def test_report_and_plots_work_on_a_run_whose_seconds_are_all_zero(tmp_path, capsys):
+    """A user's own run can record 0 s (precomputed attributions, a coarse clock): the cost-quality
+    plot once crashed on its log axis."""
+    import json
+
+    from xbench.cli import main
+    from xbench.report.tables import write_leaderboard
+
+    rows = [("t", e, m, f"x{i}", v, "") for e in ("a", "b") for m, v in (("comprehensiveness", 0.5), ("seconds", 0.0))
+            for i in range(5)]
+    scores = pd.DataFrame([(*r, "mask", 1, 0) for r in rows],
+                          columns=["task", "explainer", "metric", "example", "value", "error", "replacement", "target",
+                                   "seed"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"config": {"suite": "x"}, "tasks": {}}))
+    scores.to_csv(run / "scores.csv", index=False)
+    write_leaderboard(run, scores)
+    assert main(["leaderboard", str(run), "--plots"]) == 0
+    assert main(["report", str(run)]) == 0 and (run / "report.html").exists()

@@ -39,3 +39,17 @@ def test_agreement_is_written_with_a_run(tmp_path):
     pair = next(r for r in rows if r["a"] == "occlusion" and r["b"] == "input_x_gradient")
     assert pair["kendall_tau"] == pytest.approx(1.0)  # both equal the weights on the linear model
     assert "## linear: topk_intersection" in (tmp_path / "r" / "agreement.md").read_text()
+
+
+def test_rows_come_in_the_same_order_in_every_process():
+    """The pair order once came from a set of tuples, whose iteration order follows the per-process
+    string hash seed."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from xbench.results.agreement import agreement; "
+            "a = {n: [np.arange(4.0) * (k + 1)] for k, n in enumerate(['zeta', 'alpha', 'mid'])}; "
+            "print(agreement('t', a)[['a', 'b']].to_json())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__('os').environ, "PYTHONHASHSEED": str(s)}).stdout for s in (0, 1, 2, 3)}
+    assert len(outs) == 1

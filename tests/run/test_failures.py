@@ -43,7 +43,7 @@ def test_nan_attributions_are_counted_not_dropped(tmp_path, capsys):
     failed = scores[(scores.explainer == "test-nan") & (scores.example == "b")]
     assert len(failed) == 5 and (failed.error == "NaN or infinite attributions").all()
     # --allow-failures keeps the results and exits 0
-    code, _, _ = run(tmp_path, capsys, LINEAR_TASK, "--explainers", "test-nan", "--allow-failures")
+    code, _, _ = run(tmp_path, capsys, LINEAR_TASK, "--explainers", "test-nan", "--allow-failures", "--overwrite")
     assert code == 0
 
 

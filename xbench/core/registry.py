@@ -74,7 +74,8 @@ class Registry(Generic[T]):
     def add(self, cls: type[T]) -> None:
         name = cls.name  # type: ignore[attr-defined]
         old = self._classes.get(name)
-        if old is not None and old.__qualname__ != cls.__qualname__:
+        # the same class defined again (a module re-imported) replaces itself; another class may not
+        if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
             raise ValueError(f"two {self.kind}s are named {name!r}: {old} and {cls}")
         self._classes[name] = cls
 

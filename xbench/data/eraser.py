@@ -45,12 +45,16 @@ RATIONALES = ("union", "none")
 
 
 def read_document(path: Path) -> list[str]:
-    """A document's tokens, flattened over its sentences (the official scorer's reading)."""
+    """A document's tokens, flattened over its sentences, read as the official scorer reads them
+    (``rationale_benchmark.utils.load_documents``: ``readlines()`` in text mode, so lines end at ``\n``,
+    ``\r\n`` or ``\r`` only, never at the other characters ``str.splitlines`` splits on, such as
+    ``\u2028``, ``\x85`` or ``\x0c``; each line stripped and split on single spaces)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
     except (OSError, UnicodeDecodeError) as e:
         raise XBenchError(f"{path}: cannot read ERASER document ({e})") from None
-    return [t for line in text.splitlines() if line.strip() for t in line.strip().split(" ") if t]
+    return [t for line in lines if line.strip() for t in line.strip().split(" ") if t]
 
 
 class Eraser(DatasetSource):

@@ -47,7 +47,16 @@ def file_format(path: Path, given: str | None, task: str) -> str:
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """Rows of a data file as ``(place, row)``, ``place`` being e.g. 'line 3' for messages."""
+    """Rows of a data file as ``(place, row)``, ``place`` being e.g. 'line 3' for messages. A file
+    that is not UTF-8 text is one line naming it and the first bad byte."""
+    try:
+        yield from _read_rows(path, fmt)
+    except UnicodeDecodeError as e:
+        raise XBenchError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}: {e.reason}); "
+                          f"save it as UTF-8") from None
+
+
+def _read_rows(path: Path, fmt: str) -> Iterator[tuple[str | None, dict[str, Any]]]:
     if fmt == "json":
         text = path.read_text(encoding="utf-8")
         try:

@@ -168,6 +168,37 @@ class Explainer(Registered):
         return Explanations(self.name, dict(self.p), [ex.id for ex in examples], attrs, secs, fwd, bwd,
                             {"conventions": self.conventions(task), "cache": "miss"}, mem, errors)
 
+    def code_fingerprint(self) -> str:
+        """A hash of the source an explanation's numbers come from: the files of the modules that
+        define this class and its bases, and of what it wraps (a function explainer's function). It
+        enters the attribution cache key, so editing an explainer without bumping its ``version`` is
+        a cache miss, never a stale result."""
+        import hashlib
+        import inspect
+        import sys
+
+        h = hashlib.sha256()
+        objs: list[Any] = [c for c in type(self).__mro__ if c is not object]
+        objs += [getattr(type(self), "fn", None)]
+        seen: set[str] = set()
+        for obj in objs:
+            mod = sys.modules.get(getattr(obj, "__module__", None) or "")
+            try:
+                path = inspect.getsourcefile(mod) if mod is not None else None
+            except TypeError:  # a built-in module
+                path = None
+            key = path or f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+            if key in seen:
+                continue
+            seen.add(key)
+            h.update(key.encode())
+            if path:
+                try:
+                    h.update(Path(path).read_bytes())
+                except OSError:
+                    pass
+        return h.hexdigest()[:16]
+
     def _halve(self, runtime: "Runtime") -> bool:
         """Halve the batch-size parameters after an out-of-memory error; False when none can shrink."""
         sizes = {k: self.p[k] for k in self.batch_params if isinstance(self.p.get(k), int) and self.p[k] > 1}

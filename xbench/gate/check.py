@@ -321,7 +321,15 @@ def to_text(res: CheckResult, show_all: bool = False) -> str:
             parts.append(tabulate(table, headers=["task", "explainer", "metric", "baseline", "new", "delta",
                                                   "n", "test", "p_holm", "verdict"], tablefmt="simple"))
         c = res.counts()
-        parts.append(f"{len(res.cells)} cells: " + ", ".join(f"{c[v]} {v}" for v in VERDICTS if c[v])
+        ungated = res.cells[~res.cells["gate"].astype(bool)]["verdict"].value_counts()
+
+        def count(v: str) -> str:  # "3 regressed (all in cost metrics, not gated)" reads as what it is
+            k = int(ungated.get(v, 0)) if v in ("regressed", "missing") else 0
+            note = "" if not k else (" (all in cost metrics, not gated)" if k == c[v]
+                                     else f" ({k} in cost metrics, not gated)")
+            return f"{c[v]} {v}{note}"
+
+        parts.append(f"{len(res.cells)} cells: " + ", ".join(count(v) for v in VERDICTS if c[v])
                      + f" (alpha {res.alpha}, min effect {res.min_effect[0]:g}"
                      + "".join(f", {k} {v:g}" for k, v in res.min_effect[1].items())
                      + ("; cost metrics gated" if res.include_cost else "; cost metrics not gated") + ")")

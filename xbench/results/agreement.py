@@ -43,6 +43,6 @@ def agreement(task: str, attributions: dict[str, list[np.ndarray]], k_fraction: 
         with np.errstate(invalid="ignore"):
             means = [float(np.nanmean(vals[:, j])) if np.isfinite(vals[:, j]).any() else float("nan")
                      for j in range(3)]
-        for x, y in {(a, b), (b, a)}:
+        for x, y in dict.fromkeys([(a, b), (b, a)]):  # in this order (a set's order changed per process)
             rows.append({"task": task, "a": x, "b": y, **dict(zip(MEASURES, means)), "n": len(vals)})
     return pd.DataFrame(rows)

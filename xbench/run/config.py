@@ -189,6 +189,10 @@ def _entries(items: Any, defaults: Mapping[str, dict], registry: Any, base: type
     for item in items:
         item, params = (item[0], dict(item[1])) if isinstance(item, tuple) else (item, None)
         name = _name_of(item, registry, base, kind)
+        if isinstance(item, type) and registry.get(name) is not item:
+            other = registry.get(name)
+            raise XBenchError(f"{kind} {name!r}: two classes have this name ({item.__module__}.{item.__qualname__} and "
+                              f"{other.__module__}.{other.__qualname__}); give one another name")
         params = dict(defaults.get(name, {})) if params is None else params
         registry.get(name)(**params)  # a bad parameter is an error here
         out.append((name, params))
@@ -236,6 +240,8 @@ def build_config(tasks: Sequence[Any] = (), suite: str | Sequence[Any] = "defaul
         raise XBenchError("name at least one explainer")
     chosen_metrics = s.metrics if metrics is None else _entries(metrics, dict(s.metrics), Metric.registry, Metric,
                                                                 "metric")
+    if not chosen_metrics:
+        raise XBenchError("name at least one metric")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
         raise XBenchError("--n must be a positive integer")
     return RunConfig(specs, chosen, chosen_metrics, n=n or s.n, seed=seed, suite=s.name, cache=cache,

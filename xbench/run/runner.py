@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -88,11 +89,11 @@ class Runner:
 
     def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None,
                  resume: bool = False, shard: tuple[int, int] | None = None,
-                 models: dict[str, tuple[Any, Any, dict]] | None = None) -> None:
+                 models: dict[str, tuple[Any, Any, dict]] | None = None, overwrite: bool = False) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
         self.dir = RunDir(self.out)
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.resume, self.shard = resume, shard
+        self.resume, self.shard, self.overwrite = resume, shard, overwrite
         if shard is not None and not (1 <= shard[0] <= shard[1]):
             raise XBenchError(f"--shard {shard[0]}/{shard[1]}: need 1 <= K <= N")
         self.failures: list[str] = []
@@ -106,10 +107,13 @@ class Runner:
     def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str,
                 seed: int) -> Explanations:
         """Attributions, from the on-disk cache when the same (task, explainer, params, seed) ran before.
-        A cache entry whose sha256 does not match the one recorded beside it is recomputed."""
+        The key holds every input of the computation: the task, its data slice, the model weights, the
+        explainer's name, version, parameters and code (:meth:`Explainer.code_fingerprint`), the seed
+        and the targets. A cache entry whose sha256 does not match the one recorded beside it is
+        recomputed."""
         key = content_key({"task": task.spec.to_dict(), "data": task.fingerprint(), "model": model_hash,
                            "explainer": explainer.name, "version": explainer.version, "params": explainer.p,
-                           "seed": seed, "targets": targets.tolist(),
+                           "code": explainer.code_fingerprint(), "seed": seed, "targets": targets.tolist(),
                            **({"dtype": self.runtime.dtype} if self.runtime and self.runtime.dtype else {})})
         path = cache_dir("attributions", f"{task.name}-{explainer.name}-{key}.npz")
         meta = {"conventions": explainer.conventions(task), "cache_key": key}
@@ -152,9 +156,6 @@ class Runner:
             manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             manifest.update(status="running", versions=versions(), git_commit=git_commit())
             return manifest
-        if rd.manifest(required=False).get("status") not in (None, "complete") and any(out.glob("scores/*/*.csv")):
-            raise XBenchError(f"{out}: holds an unfinished run; continue it with `xbench run --resume {out}` "
-                              f"or choose another --out")
         import torch
 
         return {
@@ -173,11 +174,31 @@ class Runner:
         na = manifest.get("tasks", {}).get(task, {}).get("explainers_not_applicable", [])
         return unit.explainer in na or self.unit_path("scores", task, unit.explainer).exists()
 
+    def _claim(self) -> Path | None:
+        """Refuse a run directory that holds another run (of any config: its results would be mixed
+        with this one's or reported as this one's); with ``overwrite``, run beside it instead and
+        return where to swap the finished run in."""
+        if self.resume or not self.dir.exists():
+            return None
+        old = self.dir.manifest(required=False)
+        what = (f"{self.out}: holds a run (config {old.get('config_hash')}, status {old.get('status')}; this "
+                f"config is {self.config.hash()})")
+        if not self.overwrite:
+            hint = f"continue it with `xbench run --resume {self.out}`, " if old.get("status") != "complete" else ""
+            raise XBenchError(f"{what}; {hint}choose another --out, or replace it with --overwrite")
+        final = self.out
+        self.out = final.parent / f".{final.name}.new"
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.dir = RunDir(self.out)
+        return final
+
     def run(self) -> Path:
-        cfg, out = self.config, self.out
+        cfg = self.config
         # before anything is written: a task that cannot run here leaves no run dir
         check_available(cfg.tasks, live_models=set(self.models))
         self.runtime = self.runtime or Runtime.create(**cfg.runtime)
+        final = self._claim()
+        out = self.out
         out.mkdir(parents=True, exist_ok=True)
         t_start = time.time()
         manifest = self._start_manifest()
@@ -200,8 +221,16 @@ class Runner:
         if self.shard is not None:
             manifest.update(status="shard-complete", wall_seconds=seconds)
             self.dir.write_manifest(manifest)
-            return out
-        return self.finish(manifest, seconds)
+        else:
+            self.finish(manifest, seconds)
+        if final is not None:  # --overwrite: the old run is replaced only now, by a finished one
+            old = final.parent / f".{final.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+            out.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+            self.out, self.dir = final, RunDir(final)
+        return self.out
 
     def finish(self, manifest: dict[str, Any], wall_seconds: float | None = None) -> Path:
         """Build the run-level files from the per-unit files, in config order; mark the run complete."""
