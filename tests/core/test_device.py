@@ -95,11 +95,11 @@ class OOMAbove:
         self.inner, self.limit, self.sizes = adapter.outputs, limit, []
         adapter.outputs = self
 
-    def __call__(self, rows, kind="logit"):
+    def __call__(self, rows, kind="logit", min_rows=0):
         self.sizes.append(len(rows))
         if len(rows) > self.limit:
             raise oom()
-        return self.inner(rows, kind)
+        return self.inner(rows, kind, min_rows)
 
 
 def test_engine_backs_off_without_changing_a_value(linear_task):
@@ -160,10 +160,10 @@ def test_oom_backoff_is_recorded_in_the_manifest(tmp_path, monkeypatch):
 
     real = TextClassifier.outputs
 
-    def outputs(self, rows, kind="logit"):
+    def outputs(self, rows, kind="logit", min_rows=0):
         if len(rows) > 4:
             raise oom()
-        return real(self, rows, kind)
+        return real(self, rows, kind, min_rows)
 
     cfg = build_config([LINEAR_TASK], ["comprehensiveness", "sufficiency"], ["occlusion"], seed=0)
     Runner(cfg, tmp_path / "ok", progress=False, log=lambda m: None).run()

@@ -44,10 +44,10 @@ class Recorder:
         self.rows, self.batches, self._inner = [], [], model.outputs
         model.outputs = self
 
-    def __call__(self, seqs, kind="logit"):
+    def __call__(self, seqs, kind="logit", min_rows=0):
         self.batches.append([len(s[0]) for s in seqs])
         self.rows += [s[0].tobytes() + s[1].tobytes() for s in seqs]
-        return self._inner(seqs, kind)
+        return self._inner(seqs, kind, min_rows)
 
 
 @pytest.mark.parametrize("policy", ["mask", "delete"])

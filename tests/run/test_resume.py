@@ -28,9 +28,12 @@ from xbench.run.repro import compare_scores
 pytestmark = pytest.mark.slow  # the whole pipeline, more than once
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["synthetic-linear", "synthetic-linear-logreg", "--n", "6", "--no-progress",
-        "--explainers", "saliency,occlusion,lime,random",
-        "--metrics", "comprehensiveness,deletion_auc,gt_pearson,seconds"]
+# every metric of the default and full suites (full holds default's), on a task of each modality: the
+# text-only (discrete stability), image-only (patch curves, localisation) and tabular-only (ground
+# truth) metrics all run, with stochastic and deterministic explainers
+ARGS = ["synthetic-sentiment", "synthetic-shapes", "synthetic-linear", "--n", "2", "--no-progress",
+        "--suite", "full", "--explainers", "saliency,lime,random"]
+MEASURED = ("seconds", "peak_memory")
 KEY = ["task", "explainer", "metric", "example"]
 
 
@@ -58,12 +61,15 @@ def same_scores(a: Path, b: Path) -> None:
     x, y = read_scores(a / "scores.csv"), read_scores(b / "scores.csv")
     assert len(x) == len(y) and not y.duplicated(KEY).any()
     assert x[KEY].equals(y[KEY])  # same rows in the same order
-    timed = x["metric"] == "seconds"
+    timed = x["metric"].isin(MEASURED)
+    assert set(x["metric"]) >= {"comprehensiveness", "faithfulness_correlation", "infidelity", "patch_deletion_auc",
+                                "gt_pearson", "discrete_stability_spearman", "model_seed_stability",
+                                "randomization_cascade", "comprehensiveness_normalized"}
     pd.testing.assert_frame_equal(x[~timed].reset_index(drop=True), y[~timed].reset_index(drop=True),
                                   check_exact=True)
     # the run-level tables are built from the per-unit files in config order: the same bytes
     lb = [json.loads((d / "leaderboard.json").read_text()) for d in (a, b)]
-    strip = [[{k: v for k, v in r.items()} for r in rows if r["metric"] != "seconds" and r["family"] != "cost"]
+    strip = [[{k: v for k, v in r.items()} for r in rows if r["metric"] not in MEASURED and r["family"] != "cost"]
              for rows in lb]
     assert strip[0] == strip[1]
 
@@ -128,7 +134,7 @@ def test_resume_refuses_another_config_and_a_missing_run(tmp_path, capsys):
     assert "config_hash" in err and err.count("\n") == 1
     assert main(["run", "--resume", str(tmp_path / "nope")]) == 2
     assert "no manifest.json" in capsys.readouterr().err
-    assert main(["run", "--resume", str(out), "--n", "3"]) == 2
+    assert main(["run", "--resume", str(out), "--n", "1"]) == 2
     assert "--n" in capsys.readouterr().err
     assert main(["run", *ARGS, "--shard", "3/2", "--out", str(tmp_path / "x")]) == 2
 
@@ -142,12 +148,12 @@ def test_two_runs_are_bitwise_identical_and_shards_merge_to_the_unsplit_run(refe
         assert main(["run", *ARGS, "--shard", f"{k}/3", "--out", str(d)]) == 0
         assert json.loads((d / "manifest.json").read_text())["status"] == "shard-complete"
     units = sorted(p.relative_to(d).as_posix() for d in shards for p in d.glob("scores/*/*.csv"))
-    assert len(units) == len(set(units)) == 8  # 2 tasks x 4 explainers, each in exactly one shard
+    assert len(units) == len(set(units)) == 9  # 3 tasks x 3 explainers, each in exactly one shard
     merged = tmp_path / "merged"
     assert main(["merge", str(merged), *map(str, shards)]) == 0
     same_scores(reference, merged)
     other = tmp_path / "other"  # the same units with another n: another config
-    assert main(["run", *ARGS, "--n", "3", "--shard", "2/3", "--out", str(other)]) == 0
+    assert main(["run", *ARGS, "--n", "1", "--shard", "2/3", "--out", str(other)]) == 0
     capsys.readouterr()
     assert main(["merge", str(tmp_path / "m2"), str(shards[0]), str(other)]) == 2
     assert "different configs" in capsys.readouterr().err
@@ -163,15 +169,15 @@ def test_reproduce_reports_identical_and_names_differences(reference, tmp_path, 
     copy = tmp_path / "tampered"
     shutil.copytree(reference, copy)
     s = read_scores(copy / "scores.csv")
-    i = s.index[(s["metric"] == "comprehensiveness") & (s["explainer"] == "occlusion")][0]
+    i = s.index[(s["metric"] == "comprehensiveness") & (s["explainer"] == "saliency")][0]
     s.loc[i, "value"] += 0.01
     s.to_csv(copy / "scores.csv", index=False)
     assert main(["reproduce", str(copy), "--out", str(tmp_path / "r2"), "--no-progress"]) == 1
     out = capsys.readouterr().out
-    assert "DIFFERENT" in out and "occlusion" in out and "comprehensiveness" in out
+    assert "DIFFERENT" in out and "saliency" in out and "comprehensiveness" in out
     bad, totals = compare_scores(read_scores(copy / "scores.csv"), read_scores(tmp_path / "r2" / "scores.csv"), 0.02)
     assert totals["within_tolerance"] and not totals["identical"] and totals["differ"] == 1
-    assert bad[["explainer", "metric"]].values.tolist() == [["occlusion", "comprehensiveness"]]
+    assert bad[["explainer", "metric"]].values.tolist() == [["saliency", "comprehensiveness"]]
     assert bad["max_abs_diff"].iloc[0] == pytest.approx(0.01)
 
 

@@ -117,8 +117,12 @@ class DenseClassifier(PassCounter):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.counted(self.model(x.to(device=self.device, dtype=self.runtime.torch_dtype or x.dtype)))
 
-    def outputs(self, rows: Sequence[tuple[Any, np.ndarray]], kind: str = "logit") -> np.ndarray:
-        """Logits or probabilities for ``(example, keep)`` rows (:meth:`DenseRemoval.apply`)."""
+    def outputs(self, rows: Sequence[tuple[Any, np.ndarray]], kind: str = "logit", min_rows: int = 0) -> np.ndarray:
+        """Logits or probabilities for ``(example, keep)`` rows (:meth:`DenseRemoval.apply`); a batch of
+        fewer than ``min_rows`` rows is filled up with copies of its first row (outputs dropped, not
+        counted), as :meth:`xbench.features.text.TextClassifier.outputs` explains."""
+        n = len(rows)
+        rows = list(rows) + [rows[0]] * max(0, min_rows - n)
         # build each example's inputs in one vectorised call (rows of one example are adjacent when
         # the engine or a captum batch submits them), not one row at a time
         parts, start = [], 0
@@ -126,13 +130,19 @@ class DenseClassifier(PassCounter):
             if end == len(rows) or rows[end][0] is not rows[start][0]:
                 parts.append(rows[start][0].materialize(np.stack([k for _, k in rows[start:end]])))
                 start = end
-        return self.forward_array(np.concatenate(parts), kind)
+        return self.forward_array(np.concatenate(parts), kind, n)
 
-    def forward_array(self, x: np.ndarray, kind: str = "logit") -> np.ndarray:
+    def forward_array(self, x: np.ndarray, kind: str = "logit", n_real: int | None = None) -> np.ndarray:
+        """Outputs for the inputs ``x`` (batches of ``batch_size``); only the first ``n_real`` rows are
+        real (the rest fill a small batch up, see :meth:`outputs`): their outputs are returned and
+        counted, the fillers' dropped."""
+        n_real = len(x) if n_real is None else n_real
         out = []
         with torch.no_grad():
             for b in range(0, len(x), self.batch_size):
-                lg = self.logits(torch.from_numpy(np.ascontiguousarray(x[b:b + self.batch_size]))).float()
+                xb = torch.from_numpy(np.ascontiguousarray(x[b:b + self.batch_size]))
+                lg = self.model(xb.to(device=self.device, dtype=self.runtime.torch_dtype or xb.dtype))
+                lg = self.counted(lg[:max(0, min(len(lg), n_real - b))]).float()
                 out.append((torch.softmax(lg, -1) if kind == "probability" else lg).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_labels), np.float32)
 

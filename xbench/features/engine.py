@@ -29,6 +29,13 @@ class PerturbationEngine:
     inputs, and the model adapter's ``n_forward`` grows by exactly ``n_unique``.
     """
 
+    #: every forward batch of the engine has at least this many rows (small ones are filled up): below
+    #: about 32 rows the CPU kernels take other paths, and a row's output would depend on how many
+    #: rows it was batched with, so a resumed or sharded run (other batches) would differ in the last
+    #: bits. Measured on the default models: outputs are bit for bit the same for any batch of 32 to
+    #: 512 rows, and differ by up to 1.7e-6 below (benchmarks/README.md).
+    MIN_ROWS = 32
+
     def __init__(self, model: "ModelAdapter", removal: "Removal", batch_size: int | None = None) -> None:
         self.model = model
         self.removal = removal
@@ -89,7 +96,7 @@ class PerturbationEngine:
             while b < len(order):
                 def forward(size: int, b: int = b) -> list[int]:
                     idx = order[b:b + size]
-                    self._logits[idx] = self.model.outputs([self._rows[h] for h in idx], "logit")
+                    self._logits[idx] = self.model.outputs([self._rows[h] for h in idx], "logit", self.MIN_ROWS)
                     return idx
 
                 if runtime is None:
@@ -113,7 +120,7 @@ class PerturbationEngine:
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-        self._logits[probe] = self.model.outputs([self._rows[h] for h in probe], "logit")
+        self._logits[probe] = self.model.outputs([self._rows[h] for h in probe], "logit", self.MIN_ROWS)
         torch.cuda.synchronize(dev)
         per_row = max(1.0, (torch.cuda.max_memory_allocated(dev) - base) / len(probe))
         self.batch_size = runtime.auto_batch_size(self.batch_size, per_row)

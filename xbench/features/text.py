@@ -229,24 +229,32 @@ class TextClassifier(PassCounter):
         """Softmax outputs for variable-length ``(ids, attention, token_types)`` rows, one batch."""
         return self.outputs(seqs, "probability")
 
-    def outputs(self, seqs: Sequence[Row], kind: str = "logit") -> np.ndarray:
+    def outputs(self, seqs: Sequence[Row], kind: str = "logit", min_rows: int = 0) -> np.ndarray:
         """Logits or softmax probabilities for variable-length rows, one batch.
 
-        Rows are right-padded with [PAD] and attention 0 to the longest in the batch.
+        Rows are right-padded with [PAD] and attention 0 to the longest in the batch. With
+        ``min_rows``, a smaller batch is filled up to that many rows with copies of its first row
+        (their outputs are dropped and not counted): CPU kernels take another path for small
+        batches, so a row's output would otherwise depend on how many rows it was evaluated with.
         """
-        n, L = len(seqs), max(len(s[0]) for s in seqs)
-        ids = np.full((n, L), self.pad_id, dtype=np.int64)
-        att = np.zeros((n, L), dtype=np.int64)
-        tt = np.zeros((n, L), dtype=np.int64) if seqs[0][2] is not None else None
-        for i, (a, m, t) in enumerate(seqs):
+        n = len(seqs)
+        seqs = list(seqs) + [seqs[0]] * max(0, min_rows - n)
+        m, L = len(seqs), max(len(s[0]) for s in seqs)
+        ids = np.full((m, L), self.pad_id, dtype=np.int64)
+        att = np.zeros((m, L), dtype=np.int64)
+        tt = np.zeros((m, L), dtype=np.int64) if seqs[0][2] is not None else None
+        for i, (a, mk, t) in enumerate(seqs):
             ids[i, :len(a)] = a
-            att[i, :len(a)] = m
+            att[i, :len(a)] = mk
             if tt is not None:
                 tt[i, :len(a)] = t
         dev = self.device
+        kw = {"attention_mask": torch.from_numpy(att).to(dev)}
+        if tt is not None:
+            kw["token_type_ids"] = torch.from_numpy(tt).to(dev)
         with torch.no_grad():
-            logits = self.logits(torch.from_numpy(ids).to(dev), torch.from_numpy(att).to(dev),
-                                 None if tt is None else torch.from_numpy(tt).to(dev))
+            logits = self.model(input_ids=torch.from_numpy(ids).to(dev), **kw).logits[:n]
+        self.counted(logits)
         logits = logits.float()
         return (torch.softmax(logits, -1) if kind == "probability" else logits).cpu().numpy()
 
