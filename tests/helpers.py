@@ -78,13 +78,14 @@ class LinearSource(ModelSource):
     With ``seed_noise`` > 0, model seed s adds seed_noise * N(0, 1) (seeded by s) to each weight."""
 
     name = "test-linear"
-    params = {"bias": 0.0, "seed_noise": 0.0}
+    params = {"bias": 0.0, "seed_noise": 0.0, "special_weights": None}
     seeded = True
 
     def load(self, task, splits):
         tok = build_word_tokenizer(list(WEIGHTS), task.max_length)
-        return LinearBag(tok, seeded_weights(task.model.seed, self.p["seed_noise"]), self.p["bias"]), tok, \
-            {"test_accuracy": None}
+        weights = seeded_weights(task.model.seed, self.p["seed_noise"])
+        weights.update(self.p["special_weights"] or {})  # e.g. distinct weights for [MASK], [UNK], [PAD]
+        return LinearBag(tok, weights, self.p["bias"]), tok, {"test_accuracy": None}
 
 
 def seeded_weights(seed: int, noise: float) -> dict[str, float]:

@@ -135,3 +135,25 @@ def test_dummy_axiom(linear_task):
         for a, ign in zip(attrs, ignored):
             assert np.all(np.abs(a[ign]) <= tol), (name, a, ign)
             assert np.all(np.abs(a[~np.array(ign)]) > 0.5), name
+
+
+def test_explainer_randomness_is_seeded_per_task_explainer_example_and_run_seed(linear_task):
+    """The random control's scores are U(0, 1) draws from derive_seed(task, explainer, 'explain',
+    example id, run seed), computed here directly: two examples with the same words but other ids,
+    or another run seed, draw other numbers."""
+    from dataclasses import replace as dc_replace
+
+    from xbench.core.seeding import derive_seed
+
+    ex = linear_task.examples[0]
+    twin = dc_replace(ex, id="a-twin")
+    random = Explainer.registry.get("random")()
+    for seed in (0, 1):
+        got = random.explain(linear_task, [ex, twin], [1, 1], seed).attributions
+        for e, a in zip((ex, twin), got):
+            want = np.random.default_rng(derive_seed("linear", "random", "explain", e.id, seed)).random(e.n_features)
+            assert a.tolist() == want.tolist()
+        assert got[0].tolist() != got[1].tolist()
+    a0 = random.explain(linear_task, [ex], [1], 0).attributions[0]
+    a1 = random.explain(linear_task, [ex], [1], 1).attributions[0]
+    assert a0.tolist() != a1.tolist()

@@ -396,3 +396,41 @@ def test_counts_say_when_regressions_are_in_ungated_cost_metrics(tmp_path):
     new = _fake_run(tmp_path / "b", {("t", "e", "comprehensiveness"): BASE, ("t", "e", "seconds"): [b + 1 for b in BASE]})
     text = to_text(check(new, base))
     assert "1 regressed (all in cost metrics, not gated)" in text and text.rstrip().endswith("PASS")
+
+
+def test_ci_fallback_compares_low_with_high_ends(tmp_path):
+    """Without scores.csv the gate compares 95% CIs: shifted but overlapping intervals are unchanged,
+    disjoint ones a change (a check comparing low with low and high with high would call the shifted
+    pair a change)."""
+    base = _fake_run(tmp_path / "b", {("t", "e", "comprehensiveness"): BASE})
+    lb = json.loads((base / "leaderboard.json").read_text())
+    (base / "scores.csv").unlink()
+
+    def with_ci(name, lo, hi, mean):
+        d = tmp_path / name
+        d.mkdir()
+        rows = [{**r, "ci_low": lo, "ci_high": hi, "mean": mean} for r in lb]
+        (d / "leaderboard.json").write_text(json.dumps(rows))
+        return d
+
+    b = with_ci("base", 0.40, 0.60, 0.50)
+    shifted = with_ci("shifted", 0.50, 0.70, 0.60)   # higher on both ends, still overlapping
+    above = with_ci("above", 0.61, 0.80, 0.70)        # disjoint, above
+    below = with_ci("below", 0.20, 0.399, 0.30)       # disjoint, below
+    touching = with_ci("touching", 0.60, 0.80, 0.70)  # shares its low end with the baseline's high end
+    assert _cell(compare(b, shifted), "e", "comprehensiveness")["verdict"] == "unchanged"
+    assert _cell(compare(b, touching), "e", "comprehensiveness")["verdict"] == "unchanged"
+    assert _cell(compare(b, above), "e", "comprehensiveness")["verdict"] == "improved"
+    assert _cell(compare(b, below), "e", "comprehensiveness")["verdict"] == "regressed"
+
+
+def test_contract_bounds_hold_exactly_at_the_bound(tmp_path):
+    from xbench.gate.contract import evaluate_contract
+
+    run = _fake_run(tmp_path / "r", {("t", "e", "comprehensiveness"): [0.25, 0.75], ("t", "f", "comprehensiveness"): [0.0, 0.0],
+                                     ("t", "random", "comprehensiveness"): [0.0, 0.1]})
+    for c, ok in (({"min": {"comprehensiveness": 0.5}}, True), ({"min": {"comprehensiveness": 0.5000001}}, False),
+                  ({"max": {"comprehensiveness": 0.5}}, True), ({"max": {"comprehensiveness": 0.4999999}}, False),
+                  ({"max_rank": {"comprehensiveness": 1}}, True)):
+        (b,) = evaluate_contract(run, {"explainers": {"e": c}})
+        assert b.ok is ok, (c, b.value)

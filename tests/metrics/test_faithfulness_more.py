@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from helpers import score
+from helpers import WEIGHTS, score
 from helpers import sigmoid as s
 from xbench.metrics.base import Metric
 from xbench.tasks.task import load_task
@@ -109,3 +109,44 @@ def test_normalized_aopc_bounds_by_hand(linear_task):
     ms = M("sufficiency_normalized")(bins=[0.25, 0.5])
     v, _ = score(linear_task, ms, [W_A])
     assert v[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_normalized_aopc_bins_that_share_a_k_count_twice(linear_task):
+    """Bins 10% and 25% of F = 4 both give k = 1 (⌈0.4⌉ = ⌈1.0⌉ = 1), 50% gives k = 2: the AOPC is
+    (2·drop(top-1) + drop(top-2)) / 3, so the best chain weighs its first removal twice. By hand over
+    every removal order of 'great fine the bad' (logit 2): brute force, not the beam search."""
+    from itertools import permutations
+
+    from xbench.metrics.base import k_of
+
+    ex = linear_task.examples[0]
+    words = ex.features
+    bins = [0.1, 0.25, 0.5]
+    ks = [k_of(b, 4) for b in bins]
+    assert ks == [1, 1, 2]
+
+    def aopc(order):
+        return np.mean([s(2) - s(2 - sum(WEIGHTS[words[f]] for f in order[:k])) for k in ks])
+
+    values = [aopc(o) for o in permutations(range(4))]
+    hi, lo = max(values), min(values)
+    m = M("comprehensiveness_normalized")(bins=bins, beam=4)
+    attrs = [2.0, 0.0, 1.0, -1.0]  # great first, then the, then fine
+    order = list(np.argsort(-np.array(attrs), kind="stable"))
+    v, _ = score(linear_task, m, [attrs])
+    assert v[0] == pytest.approx((aopc(order) - lo) / (hi - lo), abs=1e-6)  # float32 model outputs
+
+
+def test_faithfulness_correlation_removes_subsets_of_the_stated_size(linear_task):
+    """|S| = ⌈s·F⌉ features per sample, n_samples samples (F = 4, s = 0.5: 2 of 4; s = 0.2: 1)."""
+    from helpers import fixed_explanations
+    from xbench.metrics.base import Context
+
+    for s_size, k in ((0.5, 2), (0.2, 1), (0.75, 3)):
+        m = M("faithfulness_correlation")(subset_size=s_size, n_samples=10)
+        ctx = Context(linear_task, fixed_explanations(linear_task, [W_A]), np.array([1]), linear_task.engine())
+        removed = m.subsets(ctx, 0)
+        assert removed.shape == (10, 4) and (removed.sum(1) == k).all()
+        # seeded per (task, explainer, metric, example, run seed): another seed, other subsets
+        ctx2 = Context(linear_task, fixed_explanations(linear_task, [W_A]), np.array([1]), linear_task.engine(), seed=1)
+        assert not np.array_equal(removed, m.subsets(ctx2, 0))

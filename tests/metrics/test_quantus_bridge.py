@@ -360,3 +360,15 @@ def test_synthetic_shapes_images(tmp_path):
     v = scores.set_index(["explainer", "metric", "example"])["value"].sort_index()
     assert v.loc[(slice(None), "quantus:TopKIntersection")].between(0, 1).all()
     np.testing.assert_allclose(v["saliency", "quantus:Sparseness"], v["saliency", "sparseness"], atol=1e-12)
+
+
+def test_quantus_noise_follows_the_run_seed(task):
+    """Quantus draws its perturbation noise from the global RNG, which the bridge seeds from (task,
+    metric, the batch's examples, run seed): another run seed, other noise and other values; the same
+    seed, the same values (above)."""
+    ctx0 = context(task, "saliency")
+    ctx1 = context(task, "saliency")
+    ctx1.seed = 1
+    (v0, e0), _ = score(ctx0, "quantus:MaxSensitivity", nr_samples=2)
+    (v1, e1), _ = score(ctx1, "quantus:MaxSensitivity", nr_samples=2)
+    assert e0 == e1 == [None] * N_TEST and not np.array_equal(v0, v1)

@@ -1,6 +1,7 @@
 """The HTML report: self-contained, escaped, and working in a real headless Chromium."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -14,6 +15,8 @@ import helpers  # noqa: F401  (registers the test model source)
 from helpers import LinearSource
 from xbench.cli import main
 from xbench.data.base import DatasetSource, Record, Splits
+from xbench.explainers.base import Explainer
+from xbench.metrics.base import Metric
 from xbench.report.html import build_report, write_report
 from xbench.run.config import RunConfig
 from xbench.run.runner import Runner
@@ -221,3 +224,57 @@ def test_published_report_in_chromium(page_factory):
         else:
             assert page.locator("#xb-tokens tr").count() == n_feat + 1
     assert page.errors == [] and page.dialogs == []
+
+
+class _HostileExplainer(Explainer):
+    """Scores 1, 2, ... (a plugin whose name is markup)."""
+
+    def attribute(self, inputs, seed):
+        return np.arange(1.0, inputs.example.n_features + 1)
+
+
+class _HostileMetric(Metric):
+    """A plugin metric whose name is markup."""
+
+    family, direction, ideal, range, formula = "faithfulness", "higher", 1.0, (0.0, 1.0), "0.5"
+
+    def score_one(self, ctx, i, state):
+        return 0.5
+
+
+NAMES = {"task": "t<img src=x onerror=alert(3)>", "explainer": "e<svg onload=alert(4)>",
+         "metric": 'm"><b onmouseover=alert(5)>', "suite": "s</script><script>alert(6)</script>"}
+_HostileExplainer.name, _HostileMetric.name = NAMES["explainer"], NAMES["metric"]
+Explainer.registry.add(_HostileExplainer)
+Metric.registry.add(_HostileMetric)
+
+
+@pytest.fixture(scope="module")
+def hostile_names_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hostile-names") / "run"
+    cfg = RunConfig([parse_task({**TASK, "name": NAMES["task"]}, "names.yaml")],
+                    [(NAMES["explainer"], {}), ("random", {})], [(NAMES["metric"], {}), ("comprehensiveness", {})],
+                    seed=0, suite=NAMES["suite"])
+    Runner(cfg, out, progress=False, log=lambda m: None).run()
+    return out
+
+
+def test_task_explainer_metric_and_suite_names_are_escaped(hostile_names_run):
+    page = build_report(hostile_names_run, plots=True)
+    for raw in NAMES.values():
+        assert raw not in page
+    for name in NAMES.values():
+        assert html.escape(name) in page or json.dumps(name).replace("<", "\\u003c").replace(">", "\\u003e") in page
+    assert page.count("<script") == 2
+    tags = _Tags()
+    tags.feed(page)
+    assert not [t for t, a in tags.tags if t == "svg" or any(k.startswith("on") for k in a)
+                or (t == "img" and not a.get("src", "").startswith("data:"))]
+
+
+def test_hostile_names_run_no_script_in_chromium(hostile_names_run, tmp_path, page_factory):
+    path = write_report(hostile_names_run, tmp_path / "names.html")
+    page = page_factory(path)
+    assert page.dialogs == [] and page.errors == []
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert NAMES["explainer"] in page.locator("body").inner_text()  # shown as text

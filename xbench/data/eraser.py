@@ -72,6 +72,11 @@ class Eraser(DatasetSource):
         "shuffle": True,         # seeded shuffle of both splits before n_train/n_test apply
         "max_words": None,       # cut documents (and rationales) to their first max_words words
         "drop_empty_rationale": False,  # drop test annotations whose (cut) rationale is empty
+        # the annotation's ``query`` (BoolQ's question, FEVER's claim): "pair" reads it as the second
+        # segment (as sentence pairs; choose what is explainable with the task's perturb_segments),
+        # "none" leaves it out; "auto": pair where annotations ask different queries, none where every
+        # annotation asks the same one (Movies: "What is the sentiment of this review?")
+        "query": "auto",
     }
 
     def locate(self) -> Path:
@@ -96,6 +101,9 @@ class Eraser(DatasetSource):
 
     def load(self, seed: int) -> Splits:
         p = self.p
+        if p["query"] not in ("auto", "pair", "none"):
+            raise XBenchError(f"dataset source 'eraser': field 'dataset.params.query' must be one of auto, pair, "
+                              f"none; got {p['query']!r}")
         if p["rationale"] not in RATIONALES:
             raise XBenchError(f"dataset source 'eraser': field 'dataset.params.rationale' must be one of "
                               f"{', '.join(RATIONALES)}; got {p['rationale']!r}")
@@ -112,15 +120,20 @@ class Eraser(DatasetSource):
         docs: dict[str, list[str]] = {}
         stats: dict[str, Any] = {"evidence_text_mismatches": 0, "empty_evidence_spans": 0, "no_evidence": 0}
         raw = {split: self._read_split(root, p[f"{split}_split"], docs, stats) for split in ("train", "test")}
-        names = p["label_names"] or sorted({c for rows in raw.values() for _, c, _, _ in rows})
+        names = p["label_names"] or sorted({c for rows in raw.values() for _, c, _, _, _ in rows})
         index = {n: i for i, n in enumerate(names)}
-        out, info = {}, {"path": str(root), "rationale": p["rationale"], **stats}
+        queries = {q for rows in raw.values() for *_, q in rows}
+        pair = p["query"] == "pair" or (p["query"] == "auto" and len(queries - {""}) > 1)
+        out, info = {}, {"path": str(root), "rationale": p["rationale"], **stats,
+                         "query": "pair (the query is the second segment)" if pair else
+                         (f"none (every annotation asks {next(iter(queries))!r})" if len(queries) == 1 and p["query"] == "auto"
+                          else "none")}
         for split, rows in raw.items():
             file = root / f"{p[f'{split}_split']}.jsonl"
             if p["shuffle"]:
                 rows = [rows[i] for i in np_rng("eraser", seed, split).permutation(len(rows))]
             recs, empty = [], 0
-            for ann_id, cls, docid, gold in rows:
+            for ann_id, cls, docid, gold, query in rows:
                 if cls not in index:
                     raise XBenchError(f"{file}: annotation {ann_id}: classification {cls!r} is not in "
                                       f"label_names {names}")
@@ -129,8 +142,11 @@ class Eraser(DatasetSource):
                 if split == "test" and p["drop_empty_rationale"] and rationale is not None and not any(rationale):
                     empty += 1
                     continue
+                qwords = query.split() if pair else None
+                if qwords is not None and rationale is not None:
+                    rationale = rationale + [0] * len(qwords)  # the evidence is in the document
                 # n_tokens: the whole document's length (ERASER results have one score per token)
-                recs.append(Record(ann_id, words, index[cls], rationale,
+                recs.append(Record(ann_id, words, index[cls], rationale, words_b=qwords,
                                    meta={"annotation_id": ann_id, "docid": docid, "n_tokens": len(docs[docid])}))
             n = check_limit(p[f"n_{split}"], f"n_{split}", self.task_path or "<task>")
             recs = recs if n is None else recs[:n]
@@ -144,8 +160,8 @@ class Eraser(DatasetSource):
         return Splits(out["train"], out["test"], list(names), info)
 
     def _read_split(self, root: Path, split: str, docs: dict[str, list[str]], stats: dict[str, Any]
-                    ) -> list[tuple[str, str, str, list[int]]]:
-        """(annotation_id, classification, docid, 0/1 union rationale) per annotation of one file."""
+                    ) -> list[tuple[str, str, str, list[int], str]]:
+        """(annotation_id, classification, docid, 0/1 union rationale, query) per annotation of one file."""
         file = root / f"{split}.jsonl"
         rows = []
         with open(file, encoding="utf-8") as f:
@@ -186,7 +202,7 @@ class Eraser(DatasetSource):
                     if "text" in ev and " ".join(words[s:e]) != ev["text"]:
                         stats["evidence_text_mismatches"] += 1
                 stats["no_evidence"] += not evs
-                rows.append((ann_id, str(ann["classification"]), docid, gold))
+                rows.append((ann_id, str(ann["classification"]), docid, gold, str(ann.get("query") or "").strip()))
         if not rows:
             raise XBenchError(f"{file}: no annotations")
         return rows

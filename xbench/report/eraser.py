@@ -94,7 +94,7 @@ class ScorerInputs(Metric):
             "annotation_id": str(ex.meta["annotation_id"]),
             "rationales": [{
                 "docid": str(ex.meta["docid"]),
-                "hard_rationale_predictions": token_spans(ex.word_index[hard]),
+                "hard_rationale_predictions": token_spans(ex.word_index[hard][ex.word_index[hard] < int(ex.meta["n_tokens"])]),
                 "soft_rationale_predictions": [float(s) for s in soft],
             }],
             "classification": names[int(full.argmax())],
@@ -117,6 +117,8 @@ def word_scores(ex: Any, attributions: np.ndarray, n_tokens: int, pooling: str =
     over a word's features), 0 for tokens no feature covers (cut by truncation)."""
     w = np.asarray(ex.word_index, dtype=np.int64)
     a = np.asarray(attributions, dtype=np.float64)
+    doc = w < n_tokens  # a query read as the second segment is not part of the document
+    w, a = w[doc], a[doc]
     out = np.zeros(n_tokens)
     if pooling == "max":
         hit = np.full(n_tokens, -np.inf)
