@@ -65,7 +65,8 @@ def test_saved_api_run_reproduces_from_its_directory_alone(bert, tmp_path, monke
     attrs = {"by_id": {"0": [0.0, 1.0, 0.0], "1": [0.0, 1.0, 1.0, 0.0], "2": [1.0, 1.0]}}
     res = xbench.evaluate(model, DATA, tokenizer=tok, rationale="rationale", attributions=attrs,
                           explainers=["occlusion", "api.fns:grad_norm", xbench.Explainer.registry.get("random")],
-                          metrics=["comprehensiveness", "sufficiency", "token_f1", "seconds"], out=tmp_path / "a")
+                          metrics=["comprehensiveness", "sufficiency", ("token_f1", {"examples": "all"}), "seconds"],
+                          out=tmp_path / "a")
     saved = res.save(tmp_path / "saved")
     shutil.rmtree(tmp_path / "a")  # only the saved directory is left
     cache = Path(xbench.core.cache.cache_dir("precomputed"))
@@ -77,10 +78,11 @@ def test_saved_api_run_reproduces_from_its_directory_alone(bert, tmp_path, monke
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert "identical:" in out and "model weights same" in out
-    # precomputed attributions are scored as given: exact on the gold words
+    # precomputed attributions are scored as given: exact on the gold words ("great fun" is all rationale:
+    # every ranking would score 1, so it is left out, not scored)
     s = saved.scores
-    tf1 = s[(s.explainer == "precomputed:by_id") & (s.metric == "token_f1")]["value"]
-    assert list(tf1) == [1.0, 1.0, 1.0]
+    tf1 = s[(s.explainer == "precomputed:by_id") & (s.metric == "token_f1")]
+    assert list(tf1["value"][:2]) == [1.0, 1.0] and tf1["error"].iloc[2].startswith("skipped: the rationale covers")
 
 
 def test_dataframe_and_dataset_inputs_give_the_same_scores(bert, tmp_path):

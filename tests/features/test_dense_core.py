@@ -133,4 +133,6 @@ def test_runner_end_to_end_image_and_tabular(tmp_path):
 
     man = json.loads((out / "manifest.json").read_text())
     assert man["tasks"]["lin-img"]["explainers_not_applicable"] == ["attention"]
-    assert scores["error"].isna().all()
+    # no failures; plausibility leaves the examples the model misclassifies out, and says so
+    errors = scores["error"].dropna()
+    assert errors.str.startswith("skipped: misclassified").all()

@@ -113,13 +113,16 @@ def test_iou_f1_two_predicted_spans(linear_task):
     assert v[0] == pytest.approx(2 * 1 * 0.5 / 1.5)
 
 
-def test_auprc_by_hand(linear_task):
-    # gold of 'a' = [1,1,0,0]; scores rank fine(1), great(1), the, bad -> AP = 1
-    v, _ = score(linear_task, M("auprc")(), [[3.0, 4.0, 1.0, 0.5]])
-    assert v[0] == pytest.approx(1.0)
-    # rank great(1), the(0), fine(1), bad(0): AP = (1/1 + 2/3) / 2
+def test_average_precision_and_auprc_by_hand(linear_task):
+    # gold of 'a' = [1,1,0,0]; scores rank fine(1), great(1), the, bad -> AP = AUPRC = 1
+    for name in ("average_precision", "auprc"):
+        v, _ = score(linear_task, M(name)(), [[3.0, 4.0, 1.0, 0.5]])
+        assert v[0] == pytest.approx(1.0)
+    # rank great(1), the(0), fine(1), bad(0): precision-recall points (0, 1), (½, 1), (½, ½), (1, ⅔), (1, ½)
+    v, _ = score(linear_task, M("average_precision")(), [[4.0, 2.0, 3.0, 1.0]])
+    assert v[0] == pytest.approx((1 + 2 / 3) / 2)  # Σ ΔR · P, step-wise
     v, _ = score(linear_task, M("auprc")(), [[4.0, 2.0, 3.0, 1.0]])
-    assert v[0] == pytest.approx((1 + 2 / 3) / 2)
+    assert v[0] == pytest.approx(0.5 * (1 + 1) / 2 + 0.5 * (1 / 2 + 2 / 3) / 2)  # ERASER: trapezoids
 
 
 def test_ties_are_broken_randomly_but_reproducibly(linear_task):
@@ -135,6 +138,7 @@ def test_ties_are_broken_randomly_but_reproducibly(linear_task):
     vals = []
     for seed in range(200):
         ctx = Context(linear_task, fixed_explanations(linear_task, flat), np.array([1]), eng, seed=seed)
+        eng.run()  # the predictions decide which examples plausibility scores (correct ones by default)
         vals.append(M("token_f1")().score(ctx, [None])[0][0])
     assert 0.4 < np.mean(vals) < 0.6
 

@@ -206,7 +206,7 @@ def test_templates_minilm_end_to_end(tmp_path, monkeypatch):
     spec = load_task_file(path)
     out = tmp_path / "run"
     cfg = RunConfig([spec], [("occlusion", {}), ("integrated_gradients", {"n_steps": 8})],
-                    [("token_f1", {}), ("comprehensiveness", {})], n=4, seed=0)
+                    [("token_f1", {"examples": "all"}), ("comprehensiveness", {})], n=4, seed=0)
     Runner(cfg, out, progress=False).run()
     scores = read_scores(out / "scores.csv")
     assert set(scores.explainer) == {"occlusion", "integrated_gradients"}

@@ -27,6 +27,13 @@ FAMILIES = ("faithfulness", "plausibility", "localisation", "cost", "stability",
 EMPTY_RATIONALE = "empty gold rationale"
 BAD_ATTRIBUTIONS = "NaN or infinite attributions"
 NO_RATIONALE = "no gold rationale"
+#: an example a metric leaves out by design (not a failure): its reason starts with this; the
+#: leaderboard counts such rows in ``n_skipped``, and they never make a run exit 2
+SKIPPED = "skipped: "
+
+
+def is_skip(reason: str | None) -> bool:
+    return bool(reason) and str(reason).startswith(SKIPPED)
 
 
 @dataclass

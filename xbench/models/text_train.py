@@ -1,7 +1,7 @@
 """Shared by the text classifiers xbench trains (``train-bert``, ``finetune-minilm``).
 
 Held-out accuracy, the ``model.min_accuracy`` check, the [MASK] augmentation that keeps the
-replacement token in-distribution, and the content-addressed cache of trained weights
+replacement token in-distribution (it chooses words without looking at the gold rationale), and the content-addressed cache of trained weights
 (``models/<task>-<key>/`` under :func:`xbench.core.cache.cache_dir`, holding safetensors weights,
 the tokenizer and ``meta.json``). Weights are never committed.
 """
@@ -50,16 +50,14 @@ def check_min_accuracy(task: Any, acc: float) -> None:
 
 
 def maskable(enc: Any, records: list) -> torch.Tensor:
-    """Token positions that may be masked in training: words outside the rationale (all words,
-    where a record has no rationale), never special tokens. Pair rationales run over both segments."""
+    """Token positions that may be masked in training: every word's tokens, never special tokens.
+    The gold rationale is never looked at: a model trained with its evidence words spared from the
+    [MASK] augmentation would learn which words the annotators marked, supervision the evaluated
+    model must not have (trainer version 3)."""
     out = torch.zeros(enc["input_ids"].shape, dtype=torch.bool)
-    for b, r in enumerate(records):
-        seq = enc.sequence_ids(b)
+    for b in range(len(records)):
         for j, w in enumerate(enc.word_ids(b)):
-            if w is None:
-                continue
-            g = w + (len(r.words) if seq[j] == 1 else 0)
-            out[b, j] = r.rationale is None or not r.rationale[g]
+            out[b, j] = w is not None
     return out
 
 

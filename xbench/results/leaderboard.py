@@ -4,7 +4,8 @@ them is :mod:`xbench.report.tables`'s.
 
 Pure functions over the per-example scores table. Failed examples (NaN attributions,
 empty rationales) are counted in ``n_failed`` and left out of the mean, never dropped
-silently.
+silently; examples a metric leaves out by design (a reason starting ``skipped:``, e.g. a
+misclassified example for plausibility) are counted in ``n_skipped``.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from xbench.core.progress import bar
 from xbench.core.seeding import np_rng
 
 ROW_FIELDS = ["task", "explainer", "metric", "family", "direction", "mean", "median", "ci_low", "ci_high",
-              "n", "n_failed", "rank", "rank_group", "p_vs_best", "anchored"]
+              "n", "n_failed", "n_skipped", "rank", "rank_group", "p_vs_best", "anchored"]
 ARROW = {"higher": "↑", "lower": "↓"}
 #: the columns of the per-example scores table (``scores.csv``)
 SCORE_COLUMNS = ["task", "explainer", "metric", "example", "value", "error", "replacement", "target", "seed"]
@@ -47,12 +48,14 @@ def summarize(scores: pd.DataFrame, n_resamples: int = 1000) -> pd.DataFrame:
     groups = scores.groupby(["task", "explainer", "metric"], sort=False)
     for (task, expl, metric), g in bar(groups, "statistics", groups.ngroups, "cell"):
         meta = Metric.registry.get(metric)
-        ok = g["value"][g["error"].fillna("") == ""].to_numpy(dtype=np.float64)
+        err = g["error"].fillna("")
+        ok = g["value"][err == ""].to_numpy(dtype=np.float64)
+        skipped = int(err.str.startswith("skipped: ").sum())  # left out by design, not failures
         lo, hi = bootstrap_ci(ok, task, expl, metric, n_resamples=n_resamples)
         rows.append({"task": task, "explainer": expl, "metric": metric, "family": meta.family,
                      "direction": meta.direction, "mean": float(ok.mean()) if len(ok) else float("nan"),
                      "median": float(np.median(ok)) if len(ok) else float("nan"), "ci_low": lo, "ci_high": hi,
-                     "n": int(len(ok)), "n_failed": int(len(g) - len(ok))})
+                     "n": int(len(ok)), "n_failed": int(len(g) - len(ok) - skipped), "n_skipped": skipped})
     df = pd.DataFrame(rows, columns=ROW_FIELDS[:ROW_FIELDS.index("rank")])
     df["rank"] = 0
     for (_, metric), g in df.groupby(["task", "metric"], sort=False):

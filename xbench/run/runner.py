@@ -25,7 +25,7 @@ from xbench.core.cache import cache_dir, content_key, verify_sidecar, write_side
 from xbench.core.device import Runtime
 from xbench.core.errors import XBenchError
 from xbench.explainers.base import Explainer, Explanations
-from xbench.metrics.base import BAD_ATTRIBUTIONS, Metric
+from xbench.metrics.base import BAD_ATTRIBUTIONS, Metric, is_skip
 from xbench.metrics.scoring import MetricResult, Planned, Scoring
 from xbench.report.tables import agreement_markdown
 from xbench.results.agreement import agreement
@@ -347,7 +347,7 @@ class Runner:
                                  task.removal.name, int(targets[i]), seed))
                 # NaN attributions and the explainer's own failures are reported once per explainer
                 per_explainer = {BAD_ATTRIBUTIONS, *filter(None, plan.explanations.errors)}
-                bad = [e for e in r.errors if e and e not in per_explainer]
+                bad = [e for e in r.errors if e and e not in per_explainer and not is_skip(e)]
                 if bad:
                     first = task.examples[r.errors.index(bad[0])].id
                     self._fail(f"{spec.path}: example {first}: {bad[0]} ({len(bad)} example(s); counted in "

@@ -56,6 +56,9 @@ class TaskSpec:
     perturb_segments: tuple[int, ...] | None = None
     #: whether examples carry gold rationales (enables plausibility metrics)
     rationale: bool = False
+    #: an example without a (non-empty) rationale: a failure ('fail'), or expected and skipped ('skip',
+    #: e.g. the non-toxic class of a toxicity set)
+    missing_rationale: str = "fail"
     #: part of the embedded default catalogue run by ``xbench run`` with no arguments
     default: bool = False
     path: str | None = None
@@ -79,6 +82,7 @@ TOP_FIELDS = {
     "max_length": (int, None, False),
     "perturb_segments": (list, None, False),
     "rationale": (bool, None, False),
+    "missing_rationale": (str, ("fail", "skip"), False),
     "default": (bool, None, False),
     "dataset": (dict, None, True),
     "model": (dict, None, True),
