@@ -215,6 +215,33 @@ def unknown_name(kind: str, name: str, valid: list[str]) -> str:
     return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
 
 
+def wrong_type(default: Any, value: Any, types: tuple[type, ...] | None = None) -> str | None:
+    """What ``value`` must be, if its type cannot stand in for the parameter's ``default``'s, else None.
+
+    The default says the type: a bool takes a bool; an int an int (not a bool); a float an int or a
+    float; a string a string; a list or tuple a list or tuple. A ``None`` default, or a ``None``
+    value where the default is a container, takes anything (the class checks it). ``types``, where
+    given, are the types it takes instead (a bool only if ``bool`` is among them)."""
+    if types:
+        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        return None if ok else " or ".join(t.__name__ for t in types)
+    if default is None or (value is None and isinstance(default, (list, tuple, dict))):
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, (list, tuple)):
+        return None if isinstance(value, (list, tuple)) else "a list"
+    if isinstance(default, dict):
+        return None if isinstance(value, dict) else "a mapping"
+    return None
+
+
 class Registered:
     """Base for registered classes; subclasses set ``name`` and are added to ``registry``."""
 
@@ -224,6 +251,11 @@ class Registered:
     params: ClassVar[dict[str, Any]] = {}
     #: bump when the class's output changes, to invalidate cached results
     version: ClassVar[int] = 1
+    #: check given parameters against the defaults' types (:func:`wrong_type`); off where the
+    #: parameters are another library's, passed through (the Quantus bridge)
+    typed_params: ClassVar[bool] = True
+    #: parameters that take other types than their default's, e.g. ``{"patch": (str, int)}``
+    param_types: ClassVar[dict[str, tuple[type, ...]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -237,6 +269,10 @@ class Registered:
                 f"{self.registry.kind} {self.name!r} has no parameter {unknown[0]!r}; "
                 f"valid: {', '.join(self.params) or '(none)'}"
             )
+        for k, v in params.items() if self.typed_params else ():
+            why = wrong_type(self.params[k], v, self.param_types.get(k))
+            if why:
+                raise XBenchError(f"{self.registry.kind} {self.name!r}: parameter {k!r} must be {why}, got {v!r}")
         self.p: dict[str, Any] = {**self.params, **params}
 
     @classmethod

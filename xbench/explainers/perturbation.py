@@ -25,12 +25,14 @@ from xbench.features.protocol import AttributionInputs
 
 #: the parameters every presence explainer has for images (ignored for other modalities)
 IMAGE_PARAMS = dict(GROUP_PARAMS)
+IMAGE_PARAM_TYPES = {"patch": (str, int)}  # "auto" or a side in pixels
 
 
 class _PresenceExplainer(Explainer):
     family = "perturbation"
     space = "presence"
     batch_params = ("perturbations_per_eval",)
+    param_types = IMAGE_PARAM_TYPES
 
     def __init__(self, **params) -> None:
         super().__init__(**params)

@@ -39,6 +39,7 @@ class PointingGame(_Localisation):
 
     name = "pointing_game"
     params = {"tolerance": 0}
+    param_types = {"tolerance": (int, float)}
     formula = "1[argmax_i a_i ∈ G]  (ties broken by the shared seeded permutation)"
 
     def score_one(self, ctx: Context, i: int, state) -> float:

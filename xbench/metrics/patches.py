@@ -25,6 +25,7 @@ class _PatchCurve(Metric):
     modalities = frozenset({"image"})
     range = (0.0, 1.0)
     params = {"patch": "auto", "steps": None}
+    param_types = {"patch": (str, int)}  # "auto" or a side in pixels
     insertion = False
 
     def __init__(self, **params) -> None:

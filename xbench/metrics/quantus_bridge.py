@@ -245,6 +245,7 @@ class QuantusMetric(Metric):
     quantus_class: ClassVar[type]
     quantus_name: ClassVar[str]
     reexplains = True  # Quantus calls the explainer (its explain_func) on the inputs it perturbs
+    typed_params = False  # Quantus's own parameters, whose defaults do not fix their types
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

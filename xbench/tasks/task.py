@@ -167,6 +167,16 @@ def check_available(specs: list[TaskSpec], live_models: set[str] = frozenset()) 
         _check_sources(spec, (ds,) if spec.name in live_models else (ds, ms))
 
 
+def load_splits(spec: TaskSpec, source: DatasetSource) -> Any:
+    """The dataset source's splits; a source's own check of its parameters' values (a ``ValueError``,
+    e.g. min_words > max_words) is one line naming the task file."""
+    try:
+        return source.load(spec.dataset.seed)
+    except ValueError as e:
+        raise XBenchError(f"{spec.path}: dataset source {spec.dataset.source!r}: "
+                          f"{' '.join(str(e).split())}") from None
+
+
 def load_task(spec: TaskSpec, n: int | None = None, runtime: "Runtime | None" = None,
               model: tuple[Any, Any, dict] | None = None) -> Task:
     """Build the dataset, get (train or load) the model, and encode the first ``n`` test examples
@@ -177,7 +187,7 @@ def load_task(spec: TaskSpec, n: int | None = None, runtime: "Runtime | None" = 
     t0 = time.perf_counter()
     source, msource = sources(spec)
     _check_sources(spec, (source,) if model is not None else (source, msource))
-    splits = source.load(spec.dataset.seed)
+    splits = load_splits(spec, source)
     model, tokenizer, minfo = model if model is not None else msource.load(spec, splits)
     records = splits.test if n is None else splits.test[:n]
     modality = Modality.registry.get(spec.modality)(spec)
