@@ -92,7 +92,8 @@ def test_shipped_task_and_suite_files_are_valid():
     from xbench.tasks.catalogue import task_specs
 
     specs = task_specs()
-    assert "synthetic-sentiment" in specs and specs["synthetic-sentiment"].default
+    assert "synthetic-reviews" in specs and specs["synthetic-reviews"].default
+    assert "synthetic-sentiment" in specs and not specs["synthetic-sentiment"].default
     for p in sorted(Path(suites_dir()).glob("*.yaml")):
         assert load_suite(str(p)).metrics
     assert {"default", "quick", "eraser"} <= {p.stem for p in Path(suites_dir()).glob("*.yaml")}

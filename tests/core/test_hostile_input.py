@@ -154,3 +154,33 @@ def test_data_rows_are_read_or_refused_in_one_line(tmp_path, rows, fmt, n_test):
         msg = str(e)
         assert "\n" not in msg, msg
         assert "data.jsonl" in msg or "n_test" in msg, msg
+
+
+def test_a_field_name_with_line_breaks_is_still_one_line(tmp_path):
+    """Found by the property test: a misspelt field whose name holds a line break (YAML allows it)
+    printed a two-line error. Control characters are written as escapes."""
+    doc = copy.deepcopy(TASKS["synthetic-sentiment"])
+    doc["max\nlength\u2028"] = 3
+    path = write(tmp_path, "task.yaml", doc)
+    with pytest.raises(XBenchError) as e:
+        load_task_file(path)
+    assert_one_line_naming(e.value, path)
+    assert "max\\nlength\\u2028" in str(e.value)
+
+
+@pytest.mark.parametrize("task,field,value", [
+    ("synthetic-sentiment", "min_words", "abc"), ("synthetic-sentiment", "n_train", None),
+    ("synthetic-reviews", "p_strong", [1]), ("synthetic-shapes", "n_train", 1.5),
+    ("synthetic-linear", "correlation", True), ("synthetic-reviews", "max_words", 0)])
+def test_a_dataset_parameter_of_the_wrong_type_or_value_is_one_line(tmp_path, task, field, value):
+    """Found by the property test: before the types were checked, these reached the generator and
+    ended in a TypeError or ValueError traceback."""
+    doc = copy.deepcopy(TASKS[task])
+    doc["dataset"]["params"][field] = value
+    path = write(tmp_path, "task.yaml", doc)
+    with pytest.raises(XBenchError) as e:
+        spec = load_task_file(path)
+        data, _ = sources(spec)
+        load_splits(spec, data)
+    assert_one_line_naming(e.value, path)
+    assert field in str(e.value) or "min_words" in str(e.value)

@@ -331,3 +331,14 @@ def test_word_scores_pool_subword_features():
     assert word_scores(Ex, a, 4, "sum").tolist() == [4.0, 0.0, -2.0, 0.0]
     assert word_scores(Ex, a, 4, "mean").tolist() == [2.0, 0.0, -2.0, 0.0]
     assert word_scores(Ex, a, 4, "max").tolist() == [3.0, 0.0, -2.0, 0.0]
+
+
+def test_documents_split_into_lines_as_the_official_scorer_does(tmp_path):
+    """rationale_benchmark.utils.load_documents reads ``readlines()`` in text mode: lines end at \\n (or
+    \\r\\n, \\r) only. Written out by hand for a document holding the other characters str.splitlines
+    splits on (\\u2028, \\x85, \\x0c): they stay inside tokens, so token indices match the scorer's."""
+    from xbench.data.eraser import read_document
+
+    doc = tmp_path / "doc"
+    doc.write_text("a b\u2028c d\x85e\x0cf\n\ng  h\r\ni\n", encoding="utf-8", newline="")
+    assert read_document(doc) == ["a", "b\u2028c", "d\x85e\x0cf", "g", "h", "i"]

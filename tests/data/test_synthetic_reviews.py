@@ -29,7 +29,7 @@ def score(words: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def splits():
-    return SyntheticReviews(n_train=600, n_test=600).load(seed=3)
+    return SyntheticReviews(n_train=600, n_test=600, max_opposing=2, max_decoys=2).load(seed=3)
 
 
 def test_vocabularies_are_disjoint():
@@ -81,9 +81,9 @@ def test_the_hard_parts_are_there_in_measured_shares(splits):
 
 
 def test_deterministic_and_seeded(splits):
-    again = SyntheticReviews(n_train=600, n_test=600).load(seed=3)
+    again = SyntheticReviews(n_train=600, n_test=600, max_opposing=2, max_decoys=2).load(seed=3)
     assert [r.words for r in again.test] == [r.words for r in splits.test]
-    other = SyntheticReviews(n_train=600, n_test=600).load(seed=4)
+    other = SyntheticReviews(n_train=600, n_test=600, max_opposing=2, max_decoys=2).load(seed=4)
     assert [r.words for r in other.test] != [r.words for r in splits.test]
 
 
@@ -91,3 +91,9 @@ def test_deterministic_and_seeded(splits):
 def test_bad_params_are_refused(bad):
     with pytest.raises(ValueError):
         SyntheticReviews(**bad).load(seed=0)
+
+
+def test_defaults_have_no_decoys_and_one_opposing_unit_at_most():
+    rs = SyntheticReviews(n_train=10, n_test=400).load(seed=0).test
+    assert not any(w in NEGATORS and r.words[i + 1] in NEUTRAL for r in rs for i, w in enumerate(r.words[:-1]))
+    assert max(sum(w in SIGN and not g for w, g in zip(r.words, r.rationale)) for r in rs) <= 1

@@ -115,7 +115,7 @@ def test_write_plots_on_committed_run(tmp_path):
         assert {"cd_overall.png", "cd_overall.svg"} <= names
     assert {f"curve_{t}_{m}.png" for t in tasks for m in ("deletion_auc", "insertion_auc")} <= names
     if (src / "explanations").exists():  # not committed (.gitignore): present after a local publish
-        assert any(n.startswith("tokens_synthetic-sentiment_") for n in names)
+        assert any(n.startswith("tokens_synthetic-reviews_") for n in names)
     else:
         assert not any(n.startswith("tokens_") for n in names)
     for p in files:

@@ -55,6 +55,18 @@ class BreastCancer(DatasetSource):
         return Splits(records(idx_tr), records(idx_te), [str(n) for n in data.target_names], info)
 
 
+def shapley_truth(w: np.ndarray, pairs: list, mu: np.ndarray, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each feature's Shapley value in the generator's log-odds at ``x`` from the baseline ``v``:
+    w_j (x_j − v_j), plus ½ β (x_i − v_i) [(x_j − μ_j) + (v_j − μ_j)] for each pair (i, j, β) and
+    symmetrically for j (see :class:`SyntheticLinear`)."""
+    x, v = np.asarray(x, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    out = np.asarray(w, dtype=np.float64) * (x - v)
+    for i, j, beta in pairs:
+        out[i] += 0.5 * beta * (x[i] - v[i]) * ((x[j] - mu[j]) + (v[j] - mu[j]))
+        out[j] += 0.5 * beta * (x[j] - v[j]) * ((x[i] - mu[i]) + (v[i] - mu[i]))
+    return out
+
+
 class SyntheticLinear(DatasetSource):
     """Gaussian rows labelled by a known sparse linear model (after OpenXAI's synthetic data idea:
     a generator whose relevant features are known).
@@ -80,11 +92,27 @@ class SyntheticLinear(DatasetSource):
     ``ArrayRecord.truth`` here is w ⊙ (x − training mean), the ``mean``-policy value.
     The truth is on the log-odds of class 1; the ground-truth metrics negate it to explain class 0
     (:mod:`xbench.metrics.ground_truth`).
+
+    Interactions (``interactions`` = K > 0): K disjoint pairs (i, j) of features that are not
+    informative alone, drawn at random, each with a coefficient β = s · U(1, 2.5) (random sign s),
+    add β (x_i − μ_i)(x_j − μ_j) to the log-odds: a feature of a pair matters only through its
+    partner. The gold rationale then includes the paired features. The true attribution is the
+    Shapley value of each feature in the log-odds, from the example's baseline v (its removal
+    policy's values): for the linear part w_j (x_j − v_j) as above, and for a pair term
+    g = β (x_i − μ_i)(x_j − μ_j), with two players (the other features do not enter g),
+
+        φ_i = ½ [g(x_i, x_j) − g(v_i, x_j)] + ½ [g(x_i, v_j) − g(v_i, v_j)]
+            = ½ β (x_i − v_i) [(x_j − μ_j) + (v_j − μ_j)],
+
+    and φ_i + φ_j = g(x) − g(v) (efficiency). Integrated Gradients from v equals it exactly (g is
+    quadratic along the straight path); leave-one-out occlusion gives β (x_i − v_i)(x_j − μ_j)
+    instead, and gradient × input and saliency differ too, so the exact methods no longer tie.
+    Pairs go into ``Splits.info['truth_interactions']`` as ``[i, j, β]``.
     """
 
     name = "synthetic-linear"
     params = {"n_train": 2000, "n_test": 500, "n_features": 10, "n_informative": 4, "correlation": 0.3,
-              "label_noise": 0.0, "intercept": 0.0}
+              "label_noise": 0.0, "intercept": 0.0, "interactions": 0}
 
     def _check(self) -> dict[str, Any]:
         p, where = self.p, f"{self.task_path}: field 'dataset.params."
@@ -94,6 +122,11 @@ class SyntheticLinear(DatasetSource):
         f = p["n_features"]
         if p["n_informative"] > f:
             raise XBenchError(f"{where}n_informative' must be at most n_features ({f}); got {p['n_informative']}")
+        k_int = p["interactions"]
+        if not isinstance(k_int, int) or isinstance(k_int, bool) or k_int < 0 or \
+                2 * k_int > f - p["n_informative"]:
+            raise XBenchError(f"{where}interactions' must be an integer from 0 to (n_features − n_informative) / 2 "
+                              f"(pairs of features not informative alone); got {k_int!r}")
         rho = p["correlation"]
         if not isinstance(rho, (int, float)) or not (-1 / max(1, f - 1) < rho < 1):
             raise XBenchError(f"{where}correlation' must be in (−1/(n_features−1), 1) for a valid covariance; "
@@ -114,26 +147,42 @@ class SyntheticLinear(DatasetSource):
         cov = (1 - p["correlation"]) * np.eye(f) + p["correlation"] * np.ones((f, f))
         return mu, w, float(p["intercept"] - w @ mu), cov
 
+    def pairs(self, seed: int, w: np.ndarray) -> list[tuple[int, int, float]]:
+        """The interaction pairs (i, j, β): disjoint, among the features with w = 0 (none by default)."""
+        k = self.p["interactions"]
+        if not k:
+            return []
+        rng = np_rng(self.name, "interactions", seed)
+        free = rng.permutation(np.flatnonzero(w == 0))[:2 * k]
+        beta = rng.choice([-1.0, 1.0], size=k) * rng.uniform(1.0, 2.5, size=k)
+        return [(int(min(free[2 * q], free[2 * q + 1])), int(max(free[2 * q], free[2 * q + 1])), float(beta[q]))
+                for q in range(k)]
+
     def load(self, seed: int) -> Splits:
         mu, w, b, cov = self.generator(seed)  # validates the parameters
         p = self.p
+        pairs = self.pairs(seed, w)
         n = p["n_train"] + p["n_test"]
         x = np_rng(self.name, "x", seed).multivariate_normal(mu, cov, size=n, method="cholesky")
-        y = (x @ w + b > 0).astype(np.int64)
+        z = x @ w + b + sum(beta * (x[:, i] - mu[i]) * (x[:, j] - mu[j]) for i, j, beta in pairs)
+        y = (z > 0).astype(np.int64)
         flip = np_rng(self.name, "noise", seed).random(n) < p["label_noise"]
         y = np.where(flip, 1 - y, y)
         x = x.astype(np.float32)
         train_mean = x[:p["n_train"]].mean(0, dtype=np.float64)
         mask = (w != 0).astype(np.int8)
+        for i, j, _ in pairs:
+            mask[i] = mask[j] = 1
 
         def rec(i: int, part: str) -> ArrayRecord:
-            return ArrayRecord(f"{part}{i}", x[i], int(y[i]), mask=mask, truth=w * (x[i] - train_mean),
+            return ArrayRecord(f"{part}{i}", x[i], int(y[i]), mask=mask,
+                               truth=shapley_truth(w, pairs, mu, x[i], train_mean),
                                meta={"label_flipped": bool(flip[i])})
 
         train = [rec(i, "tr") for i in range(p["n_train"])]
         test = [rec(i, "te") for i in range(p["n_train"], n)]
         info = {"feature_names": [f"x{j}" for j in range(len(w))], "truth_weights": w.tolist(),
                 "truth_intercept": b, "informative": np.flatnonzero(w).tolist(), "means": mu.tolist(),
-                "correlation": p["correlation"],
-                "generator_test_accuracy": float(np.mean((x[p["n_train"]:] @ w + b > 0) == y[p["n_train"]:]))}
+                "correlation": p["correlation"], "truth_interactions": [list(q) for q in pairs],
+                "generator_test_accuracy": float(np.mean((z[p["n_train"]:] > 0) == y[p["n_train"]:]))}
         return Splits(train, test, ["negative", "positive"], info)

@@ -7,7 +7,9 @@ Removal policies (the value a removed column takes, fixed per example at encodin
   (task, example): a sample from the product of the training marginals.
 
 When the dataset knows a linear generator's coefficients w (``Splits.info['truth_weights']``), each
-example's true attribution is w * (x - baseline) with its own baseline.
+example's true attribution is w * (x - baseline) with its own baseline, plus the Shapley shares of
+the generator's pairwise interaction terms where it has them (``Splits.info['truth_interactions']``,
+:func:`xbench.data.tabular.shapley_truth`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from xbench.core.errors import XBenchError
 from xbench.core.seeding import np_rng
+from xbench.data.tabular import shapley_truth
 from xbench.features.dense import DenseClassifier, DenseExample, DenseRemoval
 from xbench.features.protocol import Modality
 
@@ -59,6 +62,8 @@ class TabularModality(Modality):
         names = list(splits.info.get("feature_names") or [f"x{j}" for j in range(removal.n_columns)])
         weights = splits.info.get("truth_weights")
         weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        pairs = [(int(i), int(j), float(b)) for i, j, b in splits.info.get("truth_interactions") or []]
+        means = np.asarray(splits.info.get("means") or np.zeros(removal.n_columns), dtype=np.float64)
         out = []
         for r in records:
             x = np.asarray(r.x, dtype=np.float32)
@@ -66,7 +71,7 @@ class TabularModality(Modality):
             rat = None if r.mask is None else np.asarray(r.mask, dtype=np.int8).reshape(-1)
             truth = None if r.truth is None else np.asarray(r.truth, dtype=np.float64)
             if weights is not None:
-                truth = weights * (x.astype(np.float64) - base)
+                truth = shapley_truth(weights, pairs, means, x, base)
             out.append(DenseExample(r.id, x, np.arange(x.shape[0]), int(r.label), names, rat, base, truth,
                                     dict(r.meta)))
         return out

@@ -118,6 +118,24 @@ class TrainMLP(_TrainTabular):
         return torch.nn.Sequential(*layers)
 
 
+class InteractionGenerator(torch.nn.Module):
+    """The linear generator's two logits plus its pairwise terms: z = w·x + b + Σ β (x_i − μ_i)(x_j − μ_j),
+    logits (−z/2, z/2). The coefficients are buffers (nothing to train or randomise but the linear part)."""
+
+    def __init__(self, linear: torch.nn.Linear, pairs: list, means: list) -> None:
+        super().__init__()
+        self.linear = linear
+        self.register_buffer("i", torch.tensor([int(q[0]) for q in pairs]))
+        self.register_buffer("j", torch.tensor([int(q[1]) for q in pairs]))
+        self.register_buffer("beta", torch.tensor([float(q[2]) for q in pairs], dtype=torch.float32))
+        self.register_buffer("mu", torch.tensor(means, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = x - self.mu
+        extra = (self.beta * u[:, self.i] * u[:, self.j]).sum(-1, keepdim=True) / 2
+        return self.linear(x) + torch.cat([-extra, extra], dim=-1)
+
+
 class LinearGenerator(ModelSource):
     """The dataset's linear generator itself, as a two-logit logistic regression (not trained)."""
 
@@ -134,10 +152,13 @@ class LinearGenerator(ModelSource):
                               f"known linear generator (Splits.info['truth_weights'], e.g. synthetic-linear)")
         w = torch.tensor(w, dtype=torch.float32)
         b = float(splits.info.get("truth_intercept", 0.0))
+        pairs = splits.info.get("truth_interactions") or []
         model = torch.nn.Linear(len(w), 2)
         with torch.no_grad():  # logits (-z/2, z/2): log-odds of class 1 = z = w.x + b
             model.weight.copy_(torch.stack([-w / 2, w / 2]))
             model.bias.copy_(torch.tensor([-b / 2, b / 2]))
+        if pairs:
+            model = InteractionGenerator(model, pairs, splits.info["means"])
         model.eval()
         x, y = arrays(splits.test)
         with torch.no_grad():
