@@ -74,7 +74,24 @@ class Picky(Metric):
         return 1.0
 
 
-Flaky.name, Picky.name = "flaky", "picky"
+class PickyPlanner(Metric):
+    """A metric plugin whose planning raises on the second example and scoring on the third."""
+
+    family, direction, ideal, range = "faithfulness", "higher", 1.0, (0.0, 1.0)
+    formula = "1"
+
+    def plan_one(self, ctx, i):
+        if i == 1:
+            raise IndexError("no such position")
+        return i
+
+    def score_one(self, ctx, i, state):
+        if i == 2:
+            raise ValueError("cannot score")
+        return 1.0
+
+
+Flaky.name, Picky.name, PickyPlanner.name = "flaky", "picky", "picky_planner"
 
 
 def test_a_plugin_that_raises_or_returns_the_wrong_shape_fails_those_examples_only(tmp_path, linear_task):
@@ -89,3 +106,9 @@ def test_a_plugin_that_raises_or_returns_the_wrong_shape_fails_those_examples_on
     values, errors, _ = run_metric(linear_task, Picky(), expl=Explainer.registry.get("occlusion")().explain(
         linear_task, linear_task.examples, [1] * 4))
     assert errors[0] == "metric picky failed: KeyError: 'no such thing'" and list(values[1:]) == [1.0] * 3
+    values, errors, _ = run_metric(linear_task, PickyPlanner(), expl=Explainer.registry.get("occlusion")().explain(
+        linear_task, linear_task.examples, [1] * 4))
+    assert errors[1] == "metric picky_planner failed: IndexError: no such position"
+    assert errors[2] == "metric picky_planner failed: ValueError: cannot score"
+    assert errors[0] is None and errors[3] is None and values[0] == values[3] == 1.0
+    assert np.isnan(values[1]) and np.isnan(values[2])
