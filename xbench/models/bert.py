@@ -57,6 +57,9 @@ class TrainBert(ModelSource):
         # share of words replaced by [MASK] in training (chosen without looking at the rationale), so
         # that the replacement token is in-distribution when metrics use it
         "mask_prob": 0.1,
+        # dropout on hidden states and attention probabilities (BERT's 0.1); 0 trains about 30% faster
+        # on the CPU (drawing the masks is a quarter of a step for these small models)
+        "dropout": 0.1,
     }
 
     def load(self, task, splits) -> tuple[Any, Any, dict]:
@@ -92,6 +95,7 @@ class TrainBert(ModelSource):
             num_attention_heads=p["num_heads"], intermediate_size=p["intermediate_size"],
             max_position_embeddings=max(64, task.max_length), num_labels=len(splits.label_names),
             pad_token_id=tokenizer.pad_token_id, attn_implementation="eager",
+            hidden_dropout_prob=p["dropout"], attention_probs_dropout_prob=p["dropout"],
             id2label=dict(enumerate(splits.label_names)),
             label2id={n: i for i, n in enumerate(splits.label_names)},
         )
