@@ -269,11 +269,23 @@ class Registered:
                 f"{self.registry.kind} {self.name!r} has no parameter {unknown[0]!r}; "
                 f"valid: {', '.join(self.params) or '(none)'}"
             )
-        for k, v in params.items() if self.typed_params else ():
-            why = wrong_type(self.params[k], v, self.param_types.get(k))
-            if why:
-                raise XBenchError(f"{self.registry.kind} {self.name!r}: parameter {k!r} must be {why}, got {v!r}")
+        bad = self.mistyped(params)
+        if bad:
+            raise XBenchError(f"{self.registry.kind} {self.name!r}: parameter {bad[0]!r} must be {bad[1]}, "
+                              f"got {params[bad[0]]!r}")
         self.p: dict[str, Any] = {**self.params, **params}
+
+    @classmethod
+    def mistyped(cls, params: dict[str, Any]) -> tuple[str, str] | None:
+        """(name, what it must be) of the first known parameter in ``params`` whose value's type cannot
+        stand in for its default's (:func:`wrong_type`; ``param_types`` overrides), else None."""
+        if not cls.typed_params:
+            return None
+        for k, v in params.items():
+            why = wrong_type(cls.params[k], v, cls.param_types.get(k)) if k in cls.params else None
+            if why:
+                return k, why
+        return None
 
     @classmethod
     def describe(cls) -> str:

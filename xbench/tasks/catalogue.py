@@ -8,7 +8,7 @@ from typing import Any
 
 from xbench.core.errors import XBenchError
 from xbench.core.io import read_yaml
-from xbench.core.registry import unknown_name, wrong_type
+from xbench.core.registry import unknown_name
 from xbench.data.base import DatasetSource
 from xbench.features.protocol import Modality
 from xbench.models.base import ModelSource
@@ -37,13 +37,13 @@ def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
         params = block.get("params", {}) or {}
         if not isinstance(params, dict):
             raise XBenchError(f"{where}: field '{label}.params' must map parameter names to values")
-        for k, v in params.items():
+        for k in params:
             if k not in cls.params:
                 raise XBenchError(f"{where}: field '{label}.params.{k}' is not a parameter of "
                                   f"{registry.kind} {block['source']!r}; valid: {', '.join(cls.params)}")
-            why = wrong_type(cls.params[k], v, cls.param_types.get(k)) if cls.typed_params else None
-            if why:
-                raise XBenchError(f"{where}: field '{label}.params.{k}' must be {why}, got {v!r}")
+        bad = cls.mistyped(params)
+        if bad:
+            raise XBenchError(f"{where}: field '{label}.params.{bad[0]}' must be {bad[1]}, got {params[bad[0]]!r}")
     allowed = Modality.registry.get(modality).replacements
     d.setdefault("replacement", allowed[0])
     check_choice(where, "replacement", d["replacement"], allowed, f"for {modality} tasks")
