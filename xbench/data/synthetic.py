@@ -93,7 +93,7 @@ NEGATORS = ["not", "never", "hardly"]
 
 class SyntheticReviews(DatasetSource):
     """Generated reviews whose label is a signed sum of evidence with strengths and negation, among
-    long runs of filler and negators that negate nothing.
+    runs of filler (and, optionally, negators that negate nothing).
 
     The generation rule (``np_rng('synthetic-reviews', seed, split)``):
 
@@ -112,12 +112,12 @@ class SyntheticReviews(DatasetSource):
     against the label are counter-evidence, not rationale.
 
     What it tests beyond ``synthetic-sentiment``: strengths (a strong word outweighs a weak one,
-    so counting words is not enough), an interaction (in "not good" neither word means much
-    alone; methods that split interaction credit by a path or a coalition average, such as
-    Shapley values and Integrated Gradients, give the negated word about 0 and the negator the
-    whole phrase, so they miss half the gold; removal-based methods see both), counter-evidence (unsigned methods
-    rank it as high as the evidence), and, with ``max_decoys`` > 0, negators that negate nothing
-    (a method that scores "not" by its identity is wrong).
+    so counting words is not enough), an interaction (in "not good" neither word decides alone;
+    methods that split the phrase's credit additively, Integrated Gradients, SHAP and LIME, lose one
+    of its words from the top-k more often than leave-one-out occlusion, which sees both: token F1
+    0.65-0.70 against 0.85 on the published default run's negated reviews), counter-evidence
+    (unsigned methods rank it as high as the evidence), and, with ``max_decoys`` > 0, negators that
+    negate nothing (a method that scores "not" by its identity is wrong).
     """
 
     name = "synthetic-reviews"
