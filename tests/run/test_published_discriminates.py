@@ -68,3 +68,13 @@ def test_default_text_plausibility_has_headroom_and_separates_methods():
     top5 = wide["token_f1"].sort_values(ascending=False).index[:5]
     spread = {m: pl[(pl.metric == m) & pl.explainer.isin(top5)].rank_group.nunique() for m in metrics}
     assert sum(v >= 3 for v in spread.values()) >= 2, spread
+
+
+def test_default_tabular_ground_truth_orders_the_exact_methods():
+    """On synthetic-linear the exact methods tied at 1.000; the interaction task must order them."""
+    lb = board("default")
+    gt = lb[(lb.metric == "gt_rank_agreement") & (lb.task == "synthetic-interactions")].set_index("explainer")
+    assert gt.loc["integrated_gradients", "rank_group"] == "1"  # exact on pairwise products
+    assert gt.loc["occlusion", "mean"] < 0.9 and first_rank(gt.loc["occlusion", "rank_group"]) > 1
+    assert gt.loc["random", "rank"] == gt["rank"].max()
+    assert gt["rank_group"].nunique() >= 4
