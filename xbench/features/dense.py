@@ -114,15 +114,15 @@ class DenseClassifier(PassCounter):
     def with_model(self, model: torch.nn.Module) -> "DenseClassifier":
         return DenseClassifier(model, self.num_labels, self.batch_size, self.runtime)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.counted(self.model(x.to(device=self.device, dtype=self.runtime.torch_dtype or x.dtype)))
+    def logits(self, x: torch.Tensor, n_real: int | None = None) -> torch.Tensor:
+        """The model's logits; the first ``n_real`` rows (default all) are counted (:meth:`counted`)."""
+        return self.counted(self.model(x.to(device=self.device, dtype=self.runtime.torch_dtype or x.dtype)), n_real)
 
     def outputs(self, rows: Sequence[tuple[Any, np.ndarray]], kind: str = "logit", min_rows: int = 0) -> np.ndarray:
         """Logits or probabilities for ``(example, keep)`` rows (:meth:`DenseRemoval.apply`); a batch of
         fewer than ``min_rows`` rows is filled up with copies of its first row (outputs dropped, not
-        counted), as :meth:`xbench.features.text.TextClassifier.outputs` explains."""
-        n = len(rows)
-        rows = list(rows) + [rows[0]] * max(0, min_rows - n)
+        counted, :meth:`~xbench.features.protocol.PassCounter.fill`)."""
+        rows, n = self.fill(rows, min_rows)
         # build each example's inputs in one vectorised call (rows of one example are adjacent when
         # the engine or a captum batch submits them), not one row at a time
         parts, start = [], 0
@@ -140,9 +140,8 @@ class DenseClassifier(PassCounter):
         out = []
         with torch.no_grad():
             for b in range(0, len(x), self.batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(x[b:b + self.batch_size]))
-                lg = self.model(xb.to(device=self.device, dtype=self.runtime.torch_dtype or xb.dtype))
-                lg = self.counted(lg[:max(0, min(len(lg), n_real - b))]).float()
+                lg = self.logits(torch.from_numpy(np.ascontiguousarray(x[b:b + self.batch_size])), max(0, n_real - b))
+                lg = lg[:max(0, n_real - b)].float()
                 out.append((torch.softmax(lg, -1) if kind == "probability" else lg).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.num_labels), np.float32)
 

@@ -93,7 +93,7 @@ class ModelAdapter(Protocol):
 
     def counts(self) -> tuple[int, int]: ...
 
-    def outputs(self, rows: Sequence[Any], kind: str = "logit") -> np.ndarray:
+    def outputs(self, rows: Sequence[Any], kind: str = "logit", min_rows: int = 0) -> np.ndarray:
         """(len(rows), num_labels) logits or probabilities, one batch, no gradient."""
         ...
 
@@ -125,8 +125,18 @@ class PassCounter:
     def counts(self) -> tuple[int, int]:
         return self.n_forward, self.n_backward
 
-    def counted(self, out: "torch.Tensor") -> "torch.Tensor":
-        rows = int(out.shape[0])
+    @staticmethod
+    def fill(rows: Sequence[Any], min_rows: int) -> tuple[list[Any], int]:
+        """(``rows`` filled up to ``min_rows`` with copies of the first, how many are real). CPU kernels
+        take another path for small batches, so a row's output would otherwise depend on how many rows
+        it was evaluated with (see :attr:`xbench.features.engine.PerturbationEngine.MIN_ROWS`); the
+        fillers' outputs are dropped and not counted."""
+        return list(rows) + [rows[0]] * max(0, min_rows - len(rows)), len(rows)
+
+    def counted(self, out: "torch.Tensor", n_real: int | None = None) -> "torch.Tensor":
+        """``out`` with its first ``n_real`` rows (default all) counted as forward passes, and as
+        backward passes when a gradient flows through them."""
+        rows = int(out.shape[0]) if n_real is None else min(int(out.shape[0]), n_real)
         self.n_forward += rows
         if out.requires_grad:
             def on_backward(grad: "torch.Tensor") -> None:

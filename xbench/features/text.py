@@ -176,13 +176,14 @@ class TextClassifier(PassCounter):
 
     # -- forward passes -------------------------------------------------------------------
     def logits(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-               token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None
-               ) -> torch.Tensor:
+               token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+               n_real: int | None = None) -> torch.Tensor:
+        """The model's logits; the first ``n_real`` rows (default all) are counted (:meth:`counted`)."""
         kw = {"attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
         out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, **kw)
-        return self.counted(out.logits)
+        return self.counted(out.logits, n_real)
 
     def attentions(self, ex: TextExample) -> tuple[torch.Tensor, ...]:
         """Per-layer attention weights of one example, each (1, heads, L, L); counts one forward."""
@@ -237,8 +238,7 @@ class TextClassifier(PassCounter):
         (their outputs are dropped and not counted): CPU kernels take another path for small
         batches, so a row's output would otherwise depend on how many rows it was evaluated with.
         """
-        n = len(seqs)
-        seqs = list(seqs) + [seqs[0]] * max(0, min_rows - n)
+        seqs, n = self.fill(seqs, min_rows)
         m, L = len(seqs), max(len(s[0]) for s in seqs)
         ids = np.full((m, L), self.pad_id, dtype=np.int64)
         att = np.zeros((m, L), dtype=np.int64)
@@ -249,13 +249,9 @@ class TextClassifier(PassCounter):
             if tt is not None:
                 tt[i, :len(a)] = t
         dev = self.device
-        kw = {"attention_mask": torch.from_numpy(att).to(dev)}
-        if tt is not None:
-            kw["token_type_ids"] = torch.from_numpy(tt).to(dev)
         with torch.no_grad():
-            logits = self.model(input_ids=torch.from_numpy(ids).to(dev), **kw).logits[:n]
-        self.counted(logits)
-        logits = logits.float()
+            logits = self.logits(torch.from_numpy(ids).to(dev), torch.from_numpy(att).to(dev),
+                                 None if tt is None else torch.from_numpy(tt).to(dev), n_real=n)[:n].float()
         return (torch.softmax(logits, -1) if kind == "probability" else logits).cpu().numpy()
 
 

@@ -91,8 +91,8 @@ class _Plausibility(Metric):
         correct = [i for i, e in enumerate(errors) if e is None]
         mis = [i for i, e in enumerate(errors) if e == MISCLASSIFIED]
         if self.p["examples"] == "all":
-            mis = [i for i in correct if not self.correct(ctx, i)]
-            correct = [i for i in correct if i not in set(mis)]
+            wrong = {i for i in correct if not self.correct(ctx, i)}
+            mis, correct = sorted(wrong), [i for i in correct if i not in wrong]
             mis_values = values[mis]
         else:
             mis_values = self.score_many(ctx, mis, states) if mis else np.zeros(0)

@@ -64,11 +64,6 @@ class _Sanity(Metric):
     range = (-1.0, 1.0)
     needs = frozenset({"model"})
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        #: example -> error, for failures found while scoring (a non-finite re-explanation)
-        self._errors: dict[int, str] = {}
-
     def why_not(self, ctx: Context, i: int) -> str | None:
         why = super().why_not(ctx, i)
         if why is None and ctx.task.examples[i].n_features < 2:
@@ -76,12 +71,8 @@ class _Sanity(Metric):
         return why
 
     def score(self, ctx: Context, states: list) -> tuple[np.ndarray, list[str | None]]:
-        self._errors = {}
         self.notes.pop("n_constant", None)
-        values, errors = super().score(ctx, states)
-        for i, why in self._errors.items():
-            values[i], errors[i] = np.nan, why
-        return values, errors
+        return super().score(ctx, states)  # a non-finite re-explanation fails its example (``_failed``)
 
     def similarities(self, ctx: Context, idx: list[int], other: list[np.ndarray],
                      absolute: bool = False) -> np.ndarray:
@@ -93,7 +84,7 @@ class _Sanity(Metric):
         for r, (i, b) in enumerate(zip(idx, other)):
             a, b = ctx.expl.attributions[i], np.asarray(b, dtype=np.float64)
             if not np.all(np.isfinite(b)):
-                self._errors[i] = BAD_REEXPLANATION
+                self._failed[i] = BAD_REEXPLANATION
                 continue
             if absolute:
                 a, b = np.abs(a), np.abs(b)
