@@ -106,7 +106,9 @@ class PerturbationEngine:
                 b += len(idx)
                 bar.update(len(idx))
         end = len(self._rows)
-        self._probs[start:end] = torch.softmax(torch.from_numpy(self._logits[start:end]), -1).numpy()
+        to_probs = getattr(self.model, "probabilities", None)  # a causal LM's columns are log-probabilities
+        self._probs[start:end] = (to_probs(self._logits[start:end]) if to_probs is not None else
+                                  torch.softmax(torch.from_numpy(self._logits[start:end]), -1).numpy())
         self._n_done = end
 
     def _size_batches(self, order: list[int], runtime: "Runtime") -> list[int]:

@@ -191,7 +191,8 @@ class AttributionInputs:
     - ``module``: the torch model (for layer methods such as Grad-CAM);
     - ``attentions``: a function returning per-layer attention weights, where the model has them;
     - ``groups``: ``groups(**params)`` -> a feature-group map (captum's ``feature_mask``) where the
-      modality groups features (image patches, superpixels), else None.
+      modality groups features (image patches, superpixels), else None;
+    - ``query``: the position whose attention row attention methods read.
 
     :meth:`to_features` turns an attribution over ``inputs`` into one score per feature.
     """
@@ -208,6 +209,8 @@ class AttributionInputs:
     groups: Callable[..., np.ndarray | None] = field(default=lambda **_: None)
     reduce: Callable[..., np.ndarray] | None = None
     pool: Callable[[np.ndarray], np.ndarray] | None = None
+    #: the position whose attention row explains the output (``[CLS]``: 0; a causal LM: the last prompt token)
+    query: int = 0
 
     @property
     def captum_kwargs(self) -> dict[str, Any]:
@@ -273,6 +276,9 @@ class Modality(Registered):
     #: what the adapter offers explainers beyond forward passes: 'gradients' (``grad_inputs``),
     #: 'attention' (``attentions``); an explainer applies where its ``needs`` are offered
     provides: ClassVar[frozenset[str]] = frozenset()
+    #: whether the model generates (a causal LM): the task file may set the generative fields
+    #: (``lm_target``, ``chat_template``, ``system_prompt``, ``max_new_tokens``)
+    generative: ClassVar[bool] = False
 
     def __init__(self, spec: "TaskSpec") -> None:
         self.spec = spec
@@ -292,6 +298,20 @@ class Modality(Registered):
     def pooling(self) -> str:
         """How per-position scores pool into a feature's score (sum, mean or max)."""
         return "sum"
+
+    def target(self) -> Target:
+        """What the task's explainers and metrics explain (recorded with every result)."""
+        return Target(self.spec.explained_output, self.spec.target)
+
+    def bind(self, examples: list[Example], adapter: ModelAdapter) -> list[Example]:
+        """The examples once the model is there (e.g. a generative task fixes each prompt's answer to the
+        model's greedy one); by default unchanged."""
+        return examples
+
+    def query_position(self, ex: Any) -> int:
+        """The input position whose attention row explains the output: 0 ([CLS]) by default, the last
+        prompt position for a causal language model."""
+        return 0
 
     def groups(self, ex: Any, **params: Any) -> np.ndarray | None:
         """A feature -> group map for methods that perturb groups (captum's ``feature_mask``), or None."""

@@ -208,7 +208,7 @@ def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns
         store[key] = _dense_noise_runs(ctx, i, radius, n_samples)
         return store[key]
     model, ex = ctx.task.model, ctx.task.examples[i]
-    row = [(ex.input_ids, ex.ones, ex.token_type_ids)]
+    row = [ex.row()]
     h = model.outputs(row, "logit")[0].astype(np.float64)
     kept, hs, attrs = np.zeros(n_samples, bool), [], []
     for s in range(n_samples):

@@ -138,9 +138,12 @@ class HubModel(ModelSource):
             return None
         return f"needs network: model {name} (not in the local Hugging Face cache)"
 
-    def load(self, task: Any, splits: Any) -> tuple[Any, Any, dict]:
+    def pretrained(self, task: Any, auto_class: Any) -> tuple[Any, Any, Path | None]:
+        """(model, fast tokenizer, local folder or None) from the Hub id or local folder, loaded with
+        ``auto_class`` (eager attention, ``trust_remote_code`` only if the task says so); every failure
+        is one line naming ``model.params.name``."""
         import transformers
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         where = task.path or "<task>"
         self.task_path = self.task_path or task.path
@@ -150,9 +153,6 @@ class HubModel(ModelSource):
         trust = self.p["trust_remote_code"]
         if not isinstance(trust, bool):
             raise XBenchError(f"{where}: field 'model.params.trust_remote_code' must be true or false")
-        lmap = self.p["label_map"]
-        if lmap is not None and not (isinstance(lmap, dict) and lmap):
-            raise XBenchError(f"{where}: field 'model.params.label_map' must be a mapping model label -> class")
         transformers.logging.disable_progress_bar()
         local = self._local()
         target = str(local) if local is not None else name
@@ -164,10 +164,31 @@ class HubModel(ModelSource):
             kw["local_files_only"] = True
         try:
             tokenizer = AutoTokenizer.from_pretrained(target, use_fast=True, **kw)
-            model = AutoModelForSequenceClassification.from_pretrained(target, attn_implementation="eager", **kw)
+            model = auto_class.from_pretrained(target, attn_implementation="eager", **kw)
         except (OSError, ValueError, KeyError, ImportError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise XBenchError(f"{where}: field 'model.params.name': cannot load {name!r} ({msg})") from None
+        model.eval()
+        return model, tokenizer, local
+
+    def describe_model(self, model: Any, tokenizer: Any, local: Path | None) -> dict[str, Any]:
+        return {
+            "name": self.p["name"], "revision": self.p["revision"],
+            "local_path": str(local) if local is not None else None,
+            "commit": getattr(model.config, "_commit_hash", None),
+            "architecture": type(model).__name__,
+            "num_parameters": int(sum(p.numel() for p in model.parameters())),
+            "trust_remote_code": self.p["trust_remote_code"], "tokenizer": type(tokenizer).__name__,
+        }
+
+    def load(self, task: Any, splits: Any) -> tuple[Any, Any, dict]:
+        from transformers import AutoModelForSequenceClassification
+
+        where = task.path or "<task>"
+        lmap = self.p["label_map"]
+        if lmap is not None and not (isinstance(lmap, dict) and lmap):
+            raise XBenchError(f"{where}: field 'model.params.label_map' must be a mapping model label -> class")
+        model, tokenizer, local = self.pretrained(task, AutoModelForSequenceClassification)
         model.eval()
         self._check_tokenizer(tokenizer, model, task, where)
         perm, how = label_order({int(k): v for k, v in model.config.id2label.items()},
@@ -176,14 +197,8 @@ class HubModel(ModelSource):
         permute_head(model, perm)
         model.config.id2label = dict(enumerate(splits.label_names))
         model.config.label2id = {n: i for i, n in enumerate(splits.label_names)}
-        info = {
-            "name": name, "revision": rev, "local_path": str(local) if local is not None else None,
-            "commit": getattr(model.config, "_commit_hash", None),
-            "architecture": type(model).__name__,
-            "num_parameters": int(sum(p.numel() for p in model.parameters())),
-            "trust_remote_code": trust, "tokenizer": type(tokenizer).__name__,
-            "labels": {"model": original, "class_to_model_output": perm, "matched_by": how},
-        }
+        info = {**self.describe_model(model, tokenizer, local),
+                "labels": {"model": original, "class_to_model_output": perm, "matched_by": how}}
         return model, tokenizer, info
 
     @staticmethod
@@ -207,3 +222,33 @@ class HubModel(ModelSource):
         if task.max_length > bound:
             raise XBenchError(f"{where}: field 'max_length': {task.max_length} exceeds the model's limit "
                               f"of {int(bound)} tokens")
+
+
+class HubCausalLM(HubModel):
+    """A pretrained ``transformers`` causal language model (``AutoModelForCausalLM``: GPT-2, Llama,
+    Qwen2, ...) and its fast tokenizer, by Hub id or local folder, for ``modality: lm`` tasks.
+
+    ``model.params``: ``name``, ``revision``, ``trust_remote_code`` as for ``hub``. A checkpoint without
+    a language-modelling head (a sequence classifier, a bare encoder) is one line naming the field."""
+
+    name = "hub-causal-lm"
+    params = {"name": None, "revision": None, "trust_remote_code": False}
+
+    def load(self, task: Any, splits: Any) -> tuple[Any, Any, dict]:
+        from transformers import AutoModelForCausalLM
+
+        where = task.path or "<task>"
+        try:
+            model, tokenizer, local = self.pretrained(task, AutoModelForCausalLM)
+        except XBenchError as e:
+            if "Unrecognized configuration class" in str(e):
+                raise XBenchError(f"{where}: field 'model.params.name': {self.p['name']!r} has no causal "
+                                  f"language-modelling head (AutoModelForCausalLM cannot load it)") from None
+            raise
+        if not getattr(tokenizer, "is_fast", False):
+            raise XBenchError(f"{where}: field 'model.params.name': {type(tokenizer).__name__} is not a fast "
+                              f"tokenizer; prompts map to words through character offsets")
+        if task.chat_template and not getattr(tokenizer, "chat_template", None):
+            raise XBenchError(f"{where}: field 'chat_template': the tokenizer of {self.p['name']!r} has no chat "
+                              f"template")
+        return model, tokenizer, self.describe_model(model, tokenizer, local)

@@ -15,6 +15,8 @@ from typing import Any
 from xbench.core.errors import XBenchError
 
 GRANULARITIES = ("tokens", "words")
+#: fields only generative (``modality: lm``) tasks take
+LM_FIELDS = ("lm_target", "chat_template", "system_prompt", "max_new_tokens")
 TARGETS = ("predicted", "label")
 
 
@@ -61,6 +63,15 @@ class TaskSpec:
     missing_rationale: str = "fail"
     #: part of the embedded default catalogue run by ``xbench run`` with no arguments
     default: bool = False
+    #: generative (``modality: lm``) tasks: what is explained (next_token, continuation, contrastive)
+    lm_target: str | None = None
+    #: generative tasks: the prompt goes through the tokenizer's chat template as one user turn
+    chat_template: bool | None = None
+    #: generative tasks: a system message for the chat template
+    system_prompt: str | None = None
+    #: generative tasks with ``lm_target: continuation`` and ``target: predicted``: how many tokens the
+    #: greedy continuation has (default: as many as the dataset's answer, else 1)
+    max_new_tokens: int | None = None
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +95,10 @@ TOP_FIELDS = {
     "rationale": (bool, None, False),
     "missing_rationale": (str, ("fail", "skip"), False),
     "default": (bool, None, False),
+    "lm_target": (str, ("next_token", "continuation", "contrastive"), False),
+    "chat_template": (bool, None, False),
+    "system_prompt": (str, None, False),
+    "max_new_tokens": (int, None, False),
     "dataset": (dict, None, True),
     "model": (dict, None, True),
 }
@@ -118,7 +133,7 @@ def check_fields(where: str, data: Any, schema: dict, prefix: str = "") -> dict:
         if choices is not None and val not in choices:
             raise XBenchError(f"{where}: field '{prefix}{key}' must be one of "
                               f"{', '.join(choices)}; got {val!r}")
-        if typ is int and val <= 0 and key == "max_length":
+        if typ is int and val <= 0 and key in ("max_length", "max_new_tokens"):
             raise XBenchError(f"{where}: field '{prefix}{key}' must be positive")
     return data
 

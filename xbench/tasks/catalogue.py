@@ -13,7 +13,7 @@ from xbench.data.base import DatasetSource
 from xbench.features.protocol import Modality
 from xbench.models.base import ModelSource
 from xbench.spec.catalogue import task_files
-from xbench.spec.task import TaskSpec, build_spec, check_choice, task_fields
+from xbench.spec.task import LM_FIELDS, TaskSpec, build_spec, check_choice, task_fields
 
 
 def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
@@ -44,7 +44,11 @@ def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
         bad = cls.mistyped(params)
         if bad:
             raise XBenchError(f"{where}: field '{label}.params.{bad[0]}' must be {bad[1]}, got {params[bad[0]]!r}")
-    allowed = Modality.registry.get(modality).replacements
+    mcls = Modality.registry.get(modality)
+    for k in LM_FIELDS:
+        if k in d and not getattr(mcls, "generative", False):
+            raise XBenchError(f"{where}: field '{k}' is for generative tasks (modality: lm), not {modality} tasks")
+    allowed = mcls.replacements
     d.setdefault("replacement", allowed[0])
     check_choice(where, "replacement", d["replacement"], allowed, f"for {modality} tasks")
     return build_spec(d, ds, md, where)

@@ -42,7 +42,7 @@ class Task:
         if self.modality is None:
             self.modality = Modality.registry.get(self.spec.modality)(self.spec)
         if self.target is None:
-            self.target = Target(self.spec.explained_output, self.spec.target)
+            self.target = self.modality.target()
 
     @property
     def name(self) -> str:
@@ -99,7 +99,7 @@ class Task:
         common: dict[str, Any] = dict(
             target=int(target), example=ex, space=space, module=model.model,
             attentions=(lambda: model.attentions(ex)) if hasattr(model, "attentions") else None,
-            groups=lambda **params: modality.groups(ex, **params),
+            groups=lambda **params: modality.groups(ex, **params), query=modality.query_position(ex),
             pool=lambda scores: pool(ex, scores, modality.pooling()))
         if space == "input":
             inputs, baselines, extra = model.grad_inputs(ex, self.removal)
@@ -194,6 +194,7 @@ def load_task(spec: TaskSpec, n: int | None = None, runtime: "Runtime | None" = 
     removal = modality.removal(splits, tokenizer)
     examples = modality.encode(records, splits, tokenizer, removal)
     adapter = modality.adapter(model, tokenizer, splits, runtime or Runtime())
+    examples = modality.bind(examples, adapter)
     empty = [ex.id for ex in examples if ex.n_features == 0]
     if empty:
         raise XBenchError(f"{spec.path}: example {empty[0]} has no features after tokenisation")
