@@ -285,7 +285,7 @@ class _NormalizedAOPC:
     name: str
     p: dict
     keep_top: bool
-    modalities = frozenset({"text", "tabular"})
+    modalities = frozenset({"text", "lm", "tabular"})
 
     def bounds(self, ctx: Context, i: int) -> tuple[float, float]:
         ex = ctx.task.examples[i]
