@@ -234,3 +234,14 @@ def test_every_explainer_runs_on_a_causal_lm(gpt2_task, name):
     assert out.errors == [None, None]
     assert [len(a) for a in out.attributions] == [ex.n_features for ex in t.examples]
     assert all(np.isfinite(a).all() for a in out.attributions)
+
+
+def test_tokens_processed_counts_row_lengths():
+    t = task(target="label")
+    ex = t.examples[0]  # 9 tokens: [BOS] and 8 words
+    out = Explainer.registry.get("occlusion")().explain(t, [ex], [0], 0)
+    assert out.forward[0] == 1 + ex.n_features  # the whole prompt, then each word removed
+    assert out.tokens[0] == out.forward[0] * len(ex.input_ids)
+    d = load_task(parse_task({**COPY_TASK, "replacement": "delete", "target": "label"}, "<copy>"))
+    out = Explainer.registry.get("occlusion")().explain(d, d.examples[:1], [0], 0)
+    assert out.tokens[0] == len(ex.input_ids) + ex.n_features * (len(ex.input_ids) - 1)  # one token fewer each

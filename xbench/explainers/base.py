@@ -50,10 +50,15 @@ class Explanations:
     memory: np.ndarray | None = None
     #: per example, why the explainer failed on it (its attributions are then NaN), or None
     errors: list[str | None] | None = None
+    #: tokens the model processed for each example's explanation (rows' lengths summed; 0 for inputs
+    #: that are not token sequences)
+    tokens: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.memory is None:
             self.memory = np.full(len(self.example_ids), np.nan)
+        if self.tokens is None:
+            self.tokens = np.zeros(len(self.example_ids), dtype=np.int64)
         if self.errors is None:
             self.errors = [None] * len(self.example_ids)
 
@@ -66,6 +71,7 @@ class Explanations:
         def write(f: Any) -> None:
             np.savez(f, lengths=lengths, flat=flat.astype(np.float64), seconds=self.seconds,
                      forward=self.forward, backward=self.backward, memory=np.asarray(self.memory, np.float64),
+                     tokens=np.asarray(self.tokens, np.int64),
                      ids=np.array(self.example_ids, dtype=str), errors=np.array([e or "" for e in self.errors], dtype=str))
 
         atomic_write(path, write, mode="wb")
@@ -76,8 +82,9 @@ class Explanations:
             splits = np.cumsum(z["lengths"])[:-1]
             memory = z["memory"] if "memory" in z.files else None  # written before peak memory was measured
             errors = [str(e) or None for e in z["errors"]] if "errors" in z.files else None
+            tokens = z["tokens"] if "tokens" in z.files else None  # written before tokens were counted
             return cls(explainer, params, [str(i) for i in z["ids"]], list(np.split(z["flat"], splits)),
-                       z["seconds"], z["forward"], z["backward"], {**meta, "cache": "hit"}, memory, errors)
+                       z["seconds"], z["forward"], z["backward"], {**meta, "cache": "hit"}, memory, errors, tokens)
 
 
 class Explainer(Registered):
@@ -136,7 +143,8 @@ class Explainer(Registered):
         runtime = runtime if runtime is not None else task.runtime
         n = len(examples)
         attrs, secs = [], np.zeros(n)
-        fwd, bwd = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        fwd, bwd, toks = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        tokens_of = lambda: int(getattr(getattr(task, "model", None), "n_tokens", 0))  # noqa: E731
         mem = np.full(n, np.nan)
         errors: list[str | None] = [None] * n
         it = bar(examples, self.name, n, "ex") if progress else examples
@@ -144,6 +152,7 @@ class Explainer(Registered):
             s_seed = derive_seed(task.name, self.name, "explain", ex.id, seed, *extra_seed)
             while True:
                 f0, b0 = task.counts()
+                t_0 = tokens_of()
                 peak = PeakMemory(runtime)
                 try:
                     with peak:
@@ -160,13 +169,13 @@ class Explainer(Registered):
                     s, errors[i] = None, f"explainer {self.name} failed: {one_line(e)}"
                     break
             f1, b1 = task.counts()
-            fwd[i], bwd[i], mem[i] = f1 - f0, b1 - b0, peak.mib
+            fwd[i], bwd[i], mem[i], toks[i] = f1 - f0, b1 - b0, peak.mib, tokens_of() - t_0
             if s is not None and s.shape != (ex.n_features,):
                 s, errors[i] = None, (f"explainer {self.name} returned shape {tuple(s.shape)}, expected "
                                       f"({ex.n_features},): one score per feature")
             attrs.append(np.full(ex.n_features, np.nan) if s is None else s)
         return Explanations(self.name, dict(self.p), [ex.id for ex in examples], attrs, secs, fwd, bwd,
-                            {"conventions": self.conventions(task), "cache": "miss"}, mem, errors)
+                            {"conventions": self.conventions(task), "cache": "miss"}, mem, errors, toks)
 
     def code_fingerprint(self) -> str:
         """A hash of the source an explanation's numbers come from: the files of the modules that

@@ -217,8 +217,7 @@ class CausalLM(PassCounter):
         self.tokenizer = tokenizer
         self.kind = kind
         self.batch_size = self.runtime.batch_size or batch_size
-        self.n_forward = 0
-        self.n_backward = 0
+        self.n_forward = self.n_backward = self.n_tokens = 0
         pad = next((getattr(tokenizer, a) for a in ("pad_token_id", "eos_token_id", "unk_token_id")
                     if getattr(tokenizer, a, None) is not None), 0)
         self.pad_id = int(pad)
@@ -260,7 +259,7 @@ class CausalLM(PassCounter):
         """(N, 2) output columns of right-padded rows; the first ``n_real`` rows are counted."""
         out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                          use_cache=False)
-        return self.counted(readout_columns(out.logits, lengths, readouts), n_real)
+        return self.counted(readout_columns(out.logits, lengths, readouts), n_real, attention_mask)
 
     def outputs(self, seqs: Sequence[tuple], kind: str = "logit", min_rows: int = 0) -> np.ndarray:
         """Output columns (or their probabilities) of ``(ids, attention, readout)`` rows, one batch
@@ -285,7 +284,7 @@ class CausalLM(PassCounter):
         with torch.no_grad():
             out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True,
                              use_cache=False)
-        self.counted(out.logits[:, -1])
+        self.counted(out.logits[:, -1], attention=torch.ones_like(ids))
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError("model returned no attention weights; load it with attn_implementation='eager'")
         return tuple(a.cpu() for a in out.attentions)
@@ -331,7 +330,7 @@ class CausalLM(PassCounter):
             with torch.no_grad():
                 for _ in range(steps):
                     logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits
-                    self.counted(logits[:, -1])
+                    self.counted(logits[:, -1], attention=torch.ones_like(ids))
                     t = int(logits[0, -1].float().argmax())
                     toks.append(t)
                     ids = torch.cat([ids, torch.tensor([[t]], device=self.device)], 1)

@@ -121,6 +121,8 @@ class PassCounter:
 
     n_forward: int = 0
     n_backward: int = 0
+    #: tokens in the counted rows (attention-mask ones), for token-sequence inputs
+    n_tokens: int = 0
 
     def counts(self) -> tuple[int, int]:
         return self.n_forward, self.n_backward
@@ -133,11 +135,15 @@ class PassCounter:
         fillers' outputs are dropped and not counted."""
         return list(rows) + [rows[0]] * max(0, min_rows - len(rows)), len(rows)
 
-    def counted(self, out: "torch.Tensor", n_real: int | None = None) -> "torch.Tensor":
+    def counted(self, out: "torch.Tensor", n_real: int | None = None,
+                attention: "torch.Tensor | None" = None) -> "torch.Tensor":
         """``out`` with its first ``n_real`` rows (default all) counted as forward passes, and as
-        backward passes when a gradient flows through them."""
+        backward passes when a gradient flows through them; with ``attention`` (the rows' attention
+        mask), their tokens too."""
         rows = int(out.shape[0]) if n_real is None else min(int(out.shape[0]), n_real)
         self.n_forward += rows
+        if attention is not None:
+            self.n_tokens += int(attention[:rows].sum())
         if out.requires_grad:
             def on_backward(grad: "torch.Tensor") -> None:
                 self.n_backward += rows

@@ -183,7 +183,7 @@ class TextClassifier(PassCounter):
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
         out = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, **kw)
-        return self.counted(out.logits, n_real)
+        return self.counted(out.logits, n_real, attention_mask)
 
     def attentions(self, ex: TextExample) -> tuple[torch.Tensor, ...]:
         """Per-layer attention weights of one example, each (1, heads, L, L); counts one forward."""
@@ -192,7 +192,7 @@ class TextClassifier(PassCounter):
         kw = {} if ex.token_type_ids is None else {"token_type_ids": torch.from_numpy(ex.token_type_ids)[None].to(dev)}
         with torch.no_grad():
             out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True, **kw)
-        self.counted(out.logits)
+        self.counted(out.logits, attention=torch.ones_like(ids))
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError("model returned no attention weights; load it with attn_implementation='eager'")
         return tuple(a.cpu() for a in out.attentions)

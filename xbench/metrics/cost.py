@@ -43,6 +43,16 @@ class BackwardPasses(_Cost):
     formula = "rows back-propagated, counted by a hook on the logits"
 
 
+class TokensProcessed(_Cost):
+    """Tokens the model processed for one example's explanation: the attention-mask ones of every row
+    the explainer passed through it (padding not counted). Token-sequence tasks only."""
+
+    name = "tokens_processed"
+    field_name = "tokens"
+    modalities = frozenset({"text", "lm"})
+    formula = "Σ over the rows passed through the model of their tokens (attention-mask ones)"
+
+
 class PeakMemoryMiB(_Cost):
     """Peak memory of explaining one example, in MiB (:class:`xbench.core.device.PeakMemory`): on CUDA
     the allocator's peak above what was allocated before the call; on the CPU the growth of the
