@@ -245,3 +245,19 @@ def test_tokens_processed_counts_row_lengths():
     d = load_task(parse_task({**COPY_TASK, "replacement": "delete", "target": "label"}, "<copy>"))
     out = Explainer.registry.get("occlusion")().explain(d, d.examples[:1], [0], 0)
     assert out.tokens[0] == len(ex.input_ids) + ex.n_features * (len(ex.input_ids) - 1)  # one token fewer each
+
+
+@pytest.mark.parametrize("name", ["input_x_gradient", "occlusion"])
+def test_per_step_attributions_sum_to_the_continuation(gpt2_task, name):
+    from xbench.explainers.steps import step_attributions
+
+    m, tok = gpt2_task
+    t = load_task(parse_task({**COPY_TASK, "lm_target": "continuation", "max_new_tokens": 3}, "<g>"), model=(m, tok, {}))
+    ex = t.examples[0]
+    assert len(ex.readout.answer) == 3
+    e = Explainer.registry.get(name)()
+    rows = step_attributions(e, t, ex)
+    assert rows.shape == (3, ex.n_features)
+    whole = e.explain(t, [ex], [0], 0).attributions[0]
+    assert rows.sum(0) == pytest.approx(whole, abs=1e-5)  # log-probabilities add up over the steps
+    assert not np.allclose(rows[0], rows[1])

@@ -64,9 +64,11 @@ class Readout:
     kind: str
     answer: tuple[int, ...]
     foil: int | None = None
+    #: score one step of a continuation alone: log p(a_step | x, a_<step) (per-step attributions)
+    step: int | None = None
 
     def key(self) -> bytes:
-        return f"|{self.kind}|{self.answer}|{self.foil}".encode()
+        return f"|{self.kind}|{self.answer}|{self.foil}|{self.step}".encode()
 
 
 @dataclass
@@ -99,6 +101,12 @@ class LMExample(TextExample):
         return LMExample(self.id, ids, fids, label, self.features, self.rationale, None, self.truncated,
                          self.word_index, dict(self.meta), None, Readout(self.readout.kind, answer, foil),
                          self.expected, self.expected_foil, self.n_prompt)
+
+    def at_step(self, k: int) -> "LMExample":
+        """This example scored on answer token k alone (id ``<id>@step:<k>``), for per-step attributions."""
+        from dataclasses import replace
+
+        return replace(self, id=f"{self.id}@step:{k}", readout=replace(self.readout, step=int(k)))
 
     def digest(self) -> bytes:
         return self.input_ids.tobytes() + self.feature_ids.tobytes() + self.readout.key()
@@ -180,9 +188,10 @@ def readout_columns(logits: torch.Tensor, lengths: torch.Tensor, readouts: Seque
     rows, pos, tok = [], [], []
     for n, r in enumerate(readouts):
         T, L = len(r.answer), int(lengths[n])
-        rows += [n] * T
-        pos += [L - T + k for k in range(T)]
-        tok += list(r.answer)
+        steps = range(T) if r.step is None else (r.step,)
+        rows += [n] * len(steps)
+        pos += [L - T + k for k in steps]
+        tok += [r.answer[k] for k in steps]
     seg_t = torch.tensor(rows, device=dev)
     picked = logits[seg_t, torch.tensor(pos, device=dev)]
     logp = torch.log_softmax(picked if picked.dtype == torch.float64 else picked.float(), dim=-1)  # (P, V)

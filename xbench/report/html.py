@@ -180,6 +180,7 @@ figcaption{font-size:12px;color:#555}
 #xb-tokens{line-height:2.1;margin-top:.6em;font-family:ui-monospace,Menlo,Consolas,monospace}
 .tok{padding:2px 3px;margin:0 2px;border-radius:3px;white-space:pre}
 .tok.gold{text-decoration:underline;text-decoration-thickness:2px;text-underline-offset:3px}
+.tok.target{border:1px solid #555;font-weight:bold}
 .grid{display:inline-grid;gap:1px;margin:.4em 1.2em .4em 0;vertical-align:top}.grid div{width:14px;height:14px}
 .grid div.gold{outline:2px solid #111;outline-offset:-2px}
 #xb-meta{color:#333}
@@ -223,6 +224,11 @@ function show(){var d=data[selT.value],i=Number(selX.value),ex=d.examples[i],
     name(d,ex.label)+"; explained class: "+name(d,ex.target)+" (p = "+ex.p_target.toFixed(3)+"); "+
     ex.features.length+" features; colour: attribution / max |attribution| = "+vmax.toPrecision(3)+
     " (red positive, blue negative); underlined or outlined: gold rationale";
+  if(d.modality==="lm")meta.textContent="explained: "+ex.lm_target+" of "+JSON.stringify(ex.answer)+
+    (ex.foil!==undefined?" against the foil "+JSON.stringify(ex.foil):"")+" (p = "+ex.p_target.toFixed(3)+"); "+
+    (ex.expected!==undefined?"dataset answer: "+JSON.stringify(ex.expected)+" ("+(ex.label===0?"the model's":"not the model's")+"); ":"")+
+    ex.features.length+" features; colour: attribution / max |attribution| = "+vmax.toPrecision(3)+
+    " (red positive, blue negative); underlined or outlined: gold rationale";
   var gold=ex.rationale||[];
   if(d.modality==="image"){var h=d.shape[0],w=d.shape[1];
     var vals=ex.values||[],lo=Math.min.apply(null,vals),hi=Math.max.apply(null,vals);
@@ -245,7 +251,9 @@ function show(){var d=data[selT.value],i=Number(selX.value),ex=d.examples[i],
   ex.features.forEach(function(tok,j){var s=document.createElement("span");s.className="tok"+(gold[j]?" gold":"");
     s.textContent=tok;var v=a[j]===undefined?null:a[j];s.style.background=colour(v,vmax);
     s.title=(v===null?"n/a":String(v));s.setAttribute("data-a",v===null?"":String(v));out.appendChild(s);
-    out.appendChild(document.createTextNode(" "));});}
+    out.appendChild(document.createTextNode(" "));});
+  if(d.modality==="lm"){var t=document.createElement("span");t.className="tok target";
+    t.textContent="\u2192 "+ex.answer+(ex.foil!==undefined?" (vs "+ex.foil+")":"");out.appendChild(t);}}
 opt(selT,tasks);selT.addEventListener("change",fillTask);selE.addEventListener("change",show);
 selX.addEventListener("change",show);fillTask();
 document.body.setAttribute("data-ready","1");
