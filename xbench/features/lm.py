@@ -388,6 +388,14 @@ def prompt_tokens(tokenizer: Any, words: list[str], chat: bool, system: str | No
         # a token whose characters (a leading space aside) lie inside word w
         if w < len(bounds) and b > bounds[w][0] and a < bounds[w][1]:
             wid[j] = w
+    # a token that is only the space before a word (the BPE has no merge of the space with the word's
+    # first bytes) goes with that word, as the space of " Paris" does
+    src = full if chat else text
+    offsets = enc["offset_mapping"]
+    for j in range(len(ids) - 1):
+        a, b = offsets[j]
+        if wid[j] < 0 and wid[j + 1] >= 0 and start <= a < b and not src[a:b].strip() and int(ids[j]) not in special:
+            wid[j] = wid[j + 1]
     return ids, wid
 
 

@@ -138,10 +138,12 @@ class HubModel(ModelSource):
             return None
         return f"needs network: model {name} (not in the local Hugging Face cache)"
 
-    def pretrained(self, task: Any, auto_class: Any) -> tuple[Any, Any, Path | None]:
+    def pretrained(self, task: Any, auto_class: Any, missing: set[str] | None = None
+                   ) -> tuple[Any, Any, Path | None]:
         """(model, fast tokenizer, local folder or None) from the Hub id or local folder, loaded with
         ``auto_class`` (eager attention, ``trust_remote_code`` only if the task says so); every failure
-        is one line naming ``model.params.name``."""
+        is one line naming ``model.params.name``. ``missing``, if given, receives the names of the
+        weights the checkpoint lacks (which ``transformers`` initialises at random)."""
         import transformers
         from transformers import AutoTokenizer
 
@@ -164,7 +166,10 @@ class HubModel(ModelSource):
             kw["local_files_only"] = True
         try:
             tokenizer = AutoTokenizer.from_pretrained(target, use_fast=True, **kw)
-            model = auto_class.from_pretrained(target, attn_implementation="eager", **kw)
+            model, loading = auto_class.from_pretrained(target, attn_implementation="eager",
+                                                        output_loading_info=True, **kw)
+            if missing is not None:
+                missing.update(loading.get("missing_keys") or ())
         except (OSError, ValueError, KeyError, ImportError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise XBenchError(f"{where}: field 'model.params.name': cannot load {name!r} ({msg})") from None
@@ -238,13 +243,24 @@ class HubCausalLM(HubModel):
         from transformers import AutoModelForCausalLM
 
         where = task.path or "<task>"
+        missing: set[str] = set()
         try:
-            model, tokenizer, local = self.pretrained(task, AutoModelForCausalLM)
+            model, tokenizer, local = self.pretrained(task, AutoModelForCausalLM, missing)
         except XBenchError as e:
             if "Unrecognized configuration class" in str(e):
                 raise XBenchError(f"{where}: field 'model.params.name': {self.p['name']!r} has no causal "
                                   f"language-modelling head (AutoModelForCausalLM cannot load it)") from None
             raise
+        # a checkpoint of another head (e.g. BERT's sequence classifier, which transformers maps to
+        # BertLMHeadModel) loads with its language-modelling head initialised at random
+        base = f"{model.base_model_prefix}."
+        fresh = sorted(k for k in missing if not k.startswith(base))
+        if fresh:
+            saved = ", ".join(getattr(model.config, "architectures", None) or []) or "another architecture"
+            more = f" and {len(fresh) - 1} more" if len(fresh) > 1 else ""
+            raise XBenchError(f"{where}: field 'model.params.name': {self.p['name']!r} has no causal "
+                              f"language-modelling head (a {saved} checkpoint: {type(model).__name__}'s "
+                              f"{fresh[0]}{more} would be random)")
         if not getattr(tokenizer, "is_fast", False):
             raise XBenchError(f"{where}: field 'model.params.name': {type(tokenizer).__name__} is not a fast "
                               f"tokenizer; prompts map to words through character offsets")
