@@ -22,7 +22,9 @@ import torch
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[MASK]"]
 
 
-def word_tokenizer(words, chat_template: str | None = None):
+def word_tokenizer(words, chat_template: str | None = None, bos: bool = True):
+    """A word-level fast tokenizer over ``SPECIALS`` and ``words``; it puts ``[BOS]`` before a text
+    unless ``bos=False`` (then every token of a prompt is a feature: the peers' cross-checks)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -31,7 +33,8 @@ def word_tokenizer(words, chat_template: str | None = None):
         vocab.setdefault(w, len(vocab))
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tk.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 2)])
+    if bos:
+        tk.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 2)])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", bos_token="[BOS]",
                                   mask_token="[MASK]")
     if chat_template:
