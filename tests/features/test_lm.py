@@ -261,3 +261,13 @@ def test_per_step_attributions_sum_to_the_continuation(gpt2_task, name):
     whole = e.explain(t, [ex], [0], 0).attributions[0]
     assert rows.sum(0) == pytest.approx(whole, abs=1e-5)  # log-probabilities add up over the steps
     assert not np.allclose(rows[0], rows[1])
+
+
+def test_question_segment_is_fixed():
+    t = task(target="label", perturb_segments=[0],
+             dataset={"source": "test-kv-records", "params": {"question_segment": True}})
+    ex = t.examples[0]
+    assert ex.features == "k1 v3 , k2 v5 ,".split()  # '? k2' is the question: fixed, never a feature
+    assert len(ex.input_ids) == 9 and ex.rationale.tolist() == [0, 0, 0, 1, 1, 0]
+    a = Explainer.registry.get("occlusion")().explain(t, [ex], [0], 0).attributions[0]
+    assert a == pytest.approx([0, 0, 0, LP_FULL - LP_NO_MATCH, LP_FULL - LP_MASKED_VALUE, 0], abs=1e-5)

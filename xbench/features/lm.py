@@ -35,6 +35,10 @@ causal model never sees the padding.
 
 **Chat prompts** (``chat_template: true``) go through the tokenizer's chat template as one user turn;
 only the user's tokens are features.
+
+**Two segments.** A record with a second segment (``words_b``, e.g. a question after its context) is
+one prompt, the segments joined by a space; with ``perturb_segments: [0]`` only the first segment's
+words are features and the question's tokens stay fixed, like the answer's.
 """
 from __future__ import annotations
 
@@ -437,10 +441,11 @@ class LMModality(Modality):
         self._tokenizer = tokenizer
         out = []
         for r in records:
-            if not r.words or not any(w.strip() for w in r.words):
+            if not r.all_words or not any(w.strip() for w in r.all_words):
                 raise XBenchError(f"{where}: example {r.id}: the prompt is empty")
             try:
-                ids, wid = prompt_tokens(tokenizer, r.words, bool(self.spec.chat_template), self.spec.system_prompt)
+                words = r.all_words
+                ids, wid = prompt_tokens(tokenizer, words, bool(self.spec.chat_template), self.spec.system_prompt)
             except ValueError as e:
                 raise XBenchError(f"{where}: example {r.id}: {e}") from None
             answer = r.meta.get("answer")
@@ -455,6 +460,9 @@ class LMModality(Modality):
                     raise XBenchError(f"{where}: example {r.id}: the foil {foil_text!r} is the answer")
             if self.spec.target == "label" and expected is None:
                 raise XBenchError(f"{where}: example {r.id}: target: label needs the dataset's answer (meta.answer)")
+            if self.spec.perturb_segments is not None:  # words of the other segment (e.g. the question) are fixed
+                seg = np.where(wid < len(r.words), 0, 1)
+                wid = np.where(np.isin(seg, self.spec.perturb_segments), wid, -1)
             if self.spec.granularity == "tokens":
                 cols = np.flatnonzero(wid >= 0)
                 feat = np.full(len(ids), -1, dtype=np.int64)
@@ -465,12 +473,12 @@ class LMModality(Modality):
                 kept = sorted({int(w) for w in wid if w >= 0})
                 remap = {w: i for i, w in enumerate(kept)}
                 feat = np.array([-1 if w < 0 else remap[int(w)] for w in wid], dtype=np.int64)
-                names, src = [r.words[w] for w in kept], np.asarray(kept, dtype=np.int64)
+                names, src = [words[w] for w in kept], np.asarray(kept, dtype=np.int64)
             rationale = None
             if r.rationale is not None:
-                if len(r.rationale) != len(r.words):
+                if len(r.rationale) != len(words):
                     raise XBenchError(f"{where}: example {r.id}: rationale has {len(r.rationale)} entries "
-                                      f"for {len(r.words)} words")
+                                      f"for {len(words)} words")
                 rationale = np.array([int(bool(r.rationale[int(w)])) for w in src], dtype=np.int8)
             placeholder = expected or (0,)
             ex = LMExample(r.id, ids, feat, 0, names, rationale, None, False, np.asarray(src, dtype=np.int64),
