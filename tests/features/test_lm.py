@@ -271,3 +271,8 @@ def test_question_segment_is_fixed():
     assert len(ex.input_ids) == 9 and ex.rationale.tolist() == [0, 0, 0, 1, 1, 0]
     a = Explainer.registry.get("occlusion")().explain(t, [ex], [0], 0).attributions[0]
     assert a == pytest.approx([0, 0, 0, LP_FULL - LP_NO_MATCH, LP_FULL - LP_MASKED_VALUE, 0], abs=1e-5)
+
+
+def test_max_examples_caps_the_run():
+    assert len(task(max_examples=1).examples) == 1
+    assert len(load_task(parse_task({**COPY_TASK, "max_examples": 5}, "<c>"), n=1).examples) == 1

@@ -63,6 +63,9 @@ class TaskSpec:
     missing_rationale: str = "fail"
     #: part of the embedded default catalogue run by ``xbench run`` with no arguments
     default: bool = False
+    #: at most this many test examples in any run (the run's ``n`` caps it further), e.g. to keep a
+    #: costly task within the default run's time; None = as many as the run asks for
+    max_examples: int | None = None
     #: generative (``modality: lm``) tasks: what is explained (next_token, continuation, contrastive)
     lm_target: str | None = None
     #: generative tasks: the prompt goes through the tokenizer's chat template as one user turn
@@ -95,6 +98,7 @@ TOP_FIELDS = {
     "rationale": (bool, None, False),
     "missing_rationale": (str, ("fail", "skip"), False),
     "default": (bool, None, False),
+    "max_examples": (int, None, False),
     "lm_target": (str, ("next_token", "continuation", "contrastive"), False),
     "chat_template": (bool, None, False),
     "system_prompt": (str, None, False),
@@ -133,7 +137,7 @@ def check_fields(where: str, data: Any, schema: dict, prefix: str = "") -> dict:
         if choices is not None and val not in choices:
             raise XBenchError(f"{where}: field '{prefix}{key}' must be one of "
                               f"{', '.join(choices)}; got {val!r}")
-        if typ is int and val <= 0 and key in ("max_length", "max_new_tokens"):
+        if typ is int and val <= 0 and key in ("max_length", "max_new_tokens", "max_examples"):
             raise XBenchError(f"{where}: field '{prefix}{key}' must be positive")
     return data
 

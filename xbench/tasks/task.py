@@ -189,7 +189,8 @@ def load_task(spec: TaskSpec, n: int | None = None, runtime: "Runtime | None" = 
     _check_sources(spec, (source,) if model is not None else (source, msource))
     splits = load_splits(spec, source)
     model, tokenizer, minfo = model if model is not None else msource.load(spec, splits)
-    records = splits.test if n is None else splits.test[:n]
+    cap = [k for k in (n, spec.max_examples) if k is not None]
+    records = splits.test[:min(cap)] if cap else splits.test
     modality = Modality.registry.get(spec.modality)(spec)
     removal = modality.removal(splits, tokenizer)
     examples = modality.encode(records, splits, tokenizer, removal)
