@@ -23,15 +23,16 @@ def splits():
 
 def test_answer_and_gold_are_the_queried_pair(splits):
     for r in splits.train + splits.test:
-        value, gold = read_back(r.words)
+        value, gold = read_back(r.all_words)
+        assert r.words_b == r.all_words[-2:] and r.words_b[0] == "?"
         assert splits.label_names[r.label] == value == r.meta["answer"]
         assert {i for i, g in enumerate(r.rationale) if g} == gold
-        keys = r.words[0:r.words.index("?"):3]
+        keys = r.all_words[0:r.all_words.index("?"):3]
         assert len(set(keys)) == len(keys)  # distinct keys: the query is unambiguous
 
 
 def test_sizes_and_spread(splits):
-    lengths = {len(r.words) for r in splits.test}
+    lengths = {len(r.all_words) for r in splits.test}
     assert min(lengths) == 3 * 2 + 2 and max(lengths) == 3 * 6 + 2
     assert len({r.label for r in splits.test}) == 8
     positions = {r.meta["query_pair"] for r in splits.test}

@@ -30,9 +30,10 @@ def test_every_task_file_parses_and_is_listed(capsys):
         assert rows[name]["runs_here"] == "yes", name
 
 
-def test_default_run_covers_three_modalities_with_ground_truth():
+def test_default_run_covers_four_modalities_with_ground_truth():
     default = [s for s in task_specs().values() if s.default]
-    assert {s.modality for s in default} == {"text", "image", "tabular"}
+    assert {s.modality for s in default} == {"text", "image", "tabular", "lm"}
+    assert "kv-retrieval" in {s.name for s in default}
     assert all(s.rationale for s in default)
 
 

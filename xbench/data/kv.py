@@ -8,11 +8,13 @@ Generation rule (``np_rng('kv-retrieval', seed, split)``), per prompt:
 - ``n_pairs`` pairs (``min_pairs..max_pairs``) of distinct keys drawn from ``n_keys`` key tokens
   ``k0, k1, ...``, each with a value drawn from ``n_values`` value tokens ``v0, v1, ...``
   (values may repeat across pairs); pair j is the words ``key_j value_j ,``;
-- then the query: ``? key_q`` with q uniform among the pairs.
+- then the query: ``? key_q`` with q uniform among the pairs, as the record's second segment
+  (``words_b``): a task with ``perturb_segments: [0]`` keeps the question fixed, like a reading
+  comprehension task's question, and explains the context.
 
 The answer (``Record.label``, an index into ``label_names`` = the value tokens) is value_q. Gold
-rationale: the matching key in the context and its value, the two words a model must read (the
-query key itself is the question, not evidence, and stays 0); every other pair is a distractor.
+rationale (over ``words + words_b``): the matching key in the context and its value, the two words a
+model must read (the query key itself is the question, not evidence, and stays 0); every other pair is a distractor.
 A value that occurs in several pairs is still gold only at the queried pair.
 """
 from __future__ import annotations
@@ -61,6 +63,6 @@ class KeyValueRetrieval(DatasetSource):
         for j in range(n):
             words += [keys[int(ks[j])], f"v{int(vs[j])}", SEP]
             gold += [int(j == q), int(j == q), 0]
-        words += [QUERY, keys[int(ks[q])]]
         gold += [0, 0]
-        return Record(rid, words, int(vs[q]), gold, meta={"answer": f"v{int(vs[q])}", "query_pair": q})
+        return Record(rid, words, int(vs[q]), gold, words_b=[QUERY, keys[int(ks[q])]],
+                      meta={"answer": f"v{int(vs[q])}", "query_pair": q})

@@ -5,5 +5,6 @@ A new source is one module with a :class:`~xbench.models.base.ModelSource` subcl
 """
 from xbench.models.base import ModelSource
 from xbench.models import bert, cnn, hub, minilm, module, tabular  # noqa: F401  (registers the built-in sources)
+from xbench.models import gpt2  # noqa: F401,E402  (built-in, registered after the others: their order is unchanged)
 
 __all__ = ["ModelSource"]
