@@ -276,3 +276,14 @@ def test_question_segment_is_fixed():
 def test_max_examples_caps_the_run():
     assert len(task(max_examples=1).examples) == 1
     assert len(load_task(parse_task({**COPY_TASK, "max_examples": 5}, "<c>"), n=1).examples) == 1
+
+
+@pytest.mark.parametrize("name", ["max_sensitivity", "relative_input_stability", "relative_output_stability",
+                                  "random_logit", "randomization_cascade", "explainer_seed_stability"])
+def test_stability_and_sanity_metrics_run_on_a_causal_lm(gpt2_task, name):
+    m, tok = gpt2_task
+    t = load_task(parse_task(COPY_TASK, "<g>"), model=(m, tok, {}))
+    metric = Metric.registry.get(name)(**({"n_samples": 2} if "sensitivity" in name or "relative" in name else {}))
+    vals, errs, _ = run_metric(t, metric, Explainer.registry.get("gradient_shap")(), targets=[0, 0])
+    assert errs == [None, None], errs
+    assert np.isfinite(vals).all()

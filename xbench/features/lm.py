@@ -234,6 +234,8 @@ class CausalLM(PassCounter):
         pad = next((getattr(tokenizer, a) for a in ("pad_token_id", "eos_token_id", "unk_token_id")
                     if getattr(tokenizer, a, None) is not None), 0)
         self.pad_id = int(pad)
+        #: the ids removal may write (input-noise stability never perturbs their embeddings)
+        self.replacement_ids = {k: getattr(tokenizer, f"{k}_token_id", None) for k in ("mask", "unk", "pad", "eos")}
         for p in self.model.parameters():
             p.requires_grad_(False)
 
