@@ -50,7 +50,7 @@ import torch
 
 from xbench.core.errors import XBenchError
 from xbench.features.protocol import Modality, PassCounter, Target
-from xbench.features.text import TextExample, materialize
+from xbench.features.text import TextClassifier, TextExample, materialize
 
 if TYPE_CHECKING:  # pragma: no cover
     from xbench.core.device import Runtime
@@ -325,14 +325,9 @@ class CausalLM(PassCounter):
 
         return f
 
-    @staticmethod
-    def reduce_grad(attr: torch.Tensor, how: str = "sum") -> np.ndarray:
-        a = attr.detach()[0].double()
-        return (a.norm(dim=-1) if how == "l2" else a.sum(-1)).cpu().numpy()
-
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Word embeddings (the input of ``inputs_embeds``), without positions."""
-        return self.model.get_input_embeddings()(input_ids.to(self.device))
+    # per-token scores from an embedding attribution, and the word embeddings: as for text classifiers
+    reduce_grad = staticmethod(TextClassifier.reduce_grad)
+    embed = TextClassifier.embed
 
     # -- fixing the answers --------------------------------------------------------------------
     def greedy(self, exs: Sequence[LMExample], steps: int) -> list[tuple[int, ...]]:

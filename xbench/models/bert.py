@@ -7,18 +7,16 @@ the dataset and model specs, and are never committed.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from xbench.core.cache import model_dir_ok
 from xbench.core.seeding import isolated_global_rng, torch_gen
 from xbench.models.base import ModelSource
 from xbench.models.loop import fit
-from xbench.models.text_train import accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
+from xbench.models.text_train import trained_meta, accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
 
 __all__ = ["TrainBert", "accuracy", "build_word_tokenizer"]
 
@@ -71,20 +69,13 @@ class TrainBert(ModelSource):
         # content-addressed: the training data itself, the resolved parameters, the trainer
         path = model_cache_path(task, splits, params=self.p, seed=task.model.seed, max_length=task.max_length,
                                 trainer=TRAINER_VERSION, torch=torch.__version__.split("+")[0])
-        hit = model_dir_ok(path)
-        if not hit:
-            self._train_into(path, task, splits)
-        meta = json.loads((path / "meta.json").read_text())
-        meta["cache"] = "hit" if hit else "miss"  # on a hit, train_seconds is the original training's
-        if hit:  # min_accuracy is not part of the cache key: a cached model is held to the task's bar too
-            check_min_accuracy(task, meta["test_accuracy"])
+        meta = trained_meta(path, task, lambda: self._train_into(path, task, splits))
         from transformers import PreTrainedTokenizerFast
 
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
         model = BertForSequenceClassification.from_pretrained(str(path), use_safetensors=True,
                                                               attn_implementation="eager")
         model.eval()
-        meta["cache_path"] = str(path)
         return model, tokenizer, meta
 
     def _train_into(self, path: Path, task, splits) -> None:

@@ -22,19 +22,17 @@ and the answer's previous tokens (teacher-forced).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from xbench.core.cache import model_dir_ok
 from xbench.core.errors import XBenchError
 from xbench.core.seeding import isolated_global_rng, torch_gen
 from xbench.models.base import ModelSource
 from xbench.models.loop import fit
-from xbench.models.text_train import check_min_accuracy, mask_tokens, model_cache_path, save_trained
+from xbench.models.text_train import trained_meta, check_min_accuracy, mask_tokens, model_cache_path, save_trained
 
 __all__ = ["TrainGPT2", "build_lm_tokenizer", "lm_accuracy", "vocabulary"]
 
@@ -161,17 +159,10 @@ class TrainGPT2(ModelSource):
                                 foils=[r.meta.get("foil") for r in splits.train + splits.test],
                                 labels=list(splits.label_names),
                                 trainer=f"gpt2-{TRAINER_VERSION}", torch=torch.__version__.split("+")[0])
-        hit = model_dir_ok(path)
-        if not hit:
-            self._train_into(path, task, splits)
-        meta = json.loads((path / "meta.json").read_text())
-        meta["cache"] = "hit" if hit else "miss"  # on a hit, train_seconds is the original training's
-        if hit:  # min_accuracy is not part of the cache key: a cached model is held to the task's bar too
-            check_min_accuracy(task, meta["test_accuracy"])
+        meta = trained_meta(path, task, lambda: self._train_into(path, task, splits))
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
         model = GPT2LMHeadModel.from_pretrained(str(path), use_safetensors=True, attn_implementation="eager")
         model.eval()
-        meta["cache_path"] = str(path)
         return model, tokenizer, meta
 
     def _train_into(self, path: Path, task, splits) -> None:

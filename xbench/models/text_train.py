@@ -78,6 +78,24 @@ def model_cache_path(task: Any, splits: Any, **key: Any) -> Path:
     return cache_dir("models", f"{task.name}-{content_key({'data': data, **key})}")
 
 
+def trained_meta(path: Path, task: Any, train: Any) -> dict[str, Any]:
+    """The ``meta.json`` of the model cached at ``path``, after ``train()`` has written it there if it
+    was not cached yet; ``cache`` says which (on a hit, ``train_seconds`` is the original training's).
+    A cached model is held to the task's ``min_accuracy`` too: the bar is not part of the cache key."""
+    import json
+
+    from xbench.core.cache import model_dir_ok
+
+    hit = model_dir_ok(path)
+    if not hit:
+        train()
+    meta = json.loads((path / "meta.json").read_text())
+    meta["cache"], meta["cache_path"] = ("hit" if hit else "miss"), str(path)
+    if hit:
+        check_min_accuracy(task, meta["test_accuracy"])
+    return meta
+
+
 def save_trained(path: Path, model: Any, tokenizer: Any, meta: dict[str, Any]) -> None:
     """Write weights (safetensors), tokenizer and ``meta.json`` into a temporary folder beside
     ``path`` and rename it into place, so a reader sees a whole model or none."""
