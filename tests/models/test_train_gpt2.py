@@ -40,7 +40,7 @@ def test_tokenizer_puts_bos_first_and_keeps_words():
 def test_accuracy_reads_greedy_answers_by_hand():
     # a "model" whose next-token logits always favour token 7: right exactly where the answer is 7
     class Always7(torch.nn.Module):
-        def forward(self, input_ids):
+        def forward(self, input_ids, attention_mask=None):
             logits = torch.zeros(*input_ids.shape, 10)
             logits[..., 7] = 1.0
             return type("Out", (), {"logits": logits})()
@@ -68,3 +68,45 @@ def test_encode_lm_marks_answer_and_prompt():
     n = len(r.all_words)
     assert int(is_prompt[0].sum()) == n and int(is_answer[0].sum()) == 1
     assert t.model.tokenizer.convert_ids_to_tokens(int(ids[0, n + 1])) == r.meta["answer"]
+
+
+def test_retrained_from_scratch_is_bitwise_identical(tmp_path, monkeypatch):
+    """Not just a cache hit: the same seed trained again in an empty cache gives the same weights."""
+    a = load_task(tiny(), 2)
+    monkeypatch.setenv("XBENCH_CACHE", str(tmp_path))
+    b = load_task(tiny(), 2)
+    assert b.info["model"]["cache"] == "miss" and b.info["model"]["cache_path"].startswith(str(tmp_path))
+    assert weights_hash(a.model.model) == weights_hash(b.model.model)
+    assert a.info["model"]["weights_sha256"] == b.info["model"]["weights_sha256"]
+
+
+def test_curriculum_reads_the_shortest_sequences_first(monkeypatch, tmp_path):
+    """The first curriculum_epochs x batches see only the shortest curriculum_share of the training
+    sequences ([BOS] prompt answer); then every length."""
+    import xbench.models.gpt2 as gpt2
+
+    monkeypatch.setenv("XBENCH_CACHE", str(tmp_path))
+    seen, real = [], gpt2.lm_loss
+    monkeypatch.setattr(gpt2, "lm_loss", lambda logits, ids, *a: seen.append((ids != 0).sum(1).tolist()) or real(logits, ids, *a))
+    spec = tiny(curriculum_share=0.25, curriculum_epochs=2, batch_size=16)
+    load_task(spec, 1)
+    from xbench.data import DatasetSource
+
+    train = DatasetSource.registry.get("kv-retrieval")(n_train=256, n_test=32).load(0).train
+    lengths = sorted(len(r.all_words) + 2 for r in train)  # + [BOS] + the answer
+    cut = lengths[64 - 1]
+    curriculum, rest = seen[:2 * 4], seen[2 * 4:]
+    assert len(rest) == 256 // 16 and sorted(n for b in curriculum[:4] for n in b) == lengths[:64]
+    assert max(n for b in curriculum for n in b) == cut < max(n for b in rest for n in b)
+    assert sorted(n for b in rest for n in b) == lengths  # then one epoch over everything
+
+
+def test_accuracy_is_teacher_forced_over_every_answer_token():
+    class NextId(torch.nn.Module):  # predicts token t + 1 after token t
+        def forward(self, input_ids, attention_mask=None):
+            return type("Out", (), {"logits": torch.nn.functional.one_hot(input_ids + 1, 12).float()})()
+
+    ids = torch.tensor([[2, 5, 6, 7], [2, 5, 6, 9], [2, 3, 0, 0]])
+    is_answer = torch.tensor([[False, False, True, True], [False, False, True, True], [False, True, False, False]])
+    # row 0: both answer tokens follow; row 1: its second (9 after 6) does not; row 2: one token, padded
+    assert lm_accuracy(NextId(), ids, is_answer) == 2 / 3

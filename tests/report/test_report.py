@@ -219,6 +219,10 @@ def test_published_report_in_chromium(page_factory):
                                ".examples[0].features.length")
         if modality == "text":
             assert page.locator("#xb-tokens .tok").count() == n_feat
+        elif modality == "lm":  # the prompt's tokens, then the explained answer
+            assert page.locator("#xb-tokens .tok:not(.target)").count() == n_feat
+            assert page.locator("#xb-tokens .tok.target").count() == 1
+            assert "explained: next_token of" in page.locator("#xb-meta").inner_text()
         elif modality == "image":
             assert page.locator("#xb-tokens .grid div").count() == 2 * n_feat
         else:

@@ -16,6 +16,16 @@ context, which the answer then needs). Prompt words are replaced by ``[MASK]`` w
 metrics put in place of removed words is in-distribution; the prompt-loss targets stay the original
 tokens.
 
+A length curriculum comes first (``curriculum_epochs`` over the shortest ``curriculum_share`` of the
+training sequences, by token count, ties in data order), then ``epochs`` over all of them, under one
+learning-rate schedule. Why (kv-retrieval, measured): the lookup needs an induction circuit (a
+layer-0 head at each value that reads the key before it, a layer-1 head at the query that finds the
+value whose key matches). Without the curriculum its forming is a lottery over seeds: in 8 epochs
+it formed for 7 of 8 seeds without masking and fewer with it, with 3 layers for 8 of 12; with 16
+curriculum epochs over the shortest fifth (the 2-pair prompts) it formed for each of 12 seeds (11
+at 0.99 or more 3 epochs later), and the defaults (mask_prob 0.1, 5 epochs after it) gave 1.000 for
+every seed run (0, 1, 2, 8, 10).
+
 Held-out accuracy (checked against ``model.min_accuracy``): the share of test records whose answer is
 the model's greedy choice, every answer token the argmax over the whole vocabulary after the prompt
 and the answer's previous tokens (teacher-forced).
@@ -99,15 +109,16 @@ def encode_lm(tokenizer: Any, records: list, label_names: list[str], max_length:
     return ids, is_answer, is_prompt
 
 
-def lm_accuracy(model: Any, ids: torch.Tensor, is_answer: torch.Tensor, batch_size: int = 256) -> float:
+def lm_accuracy(model: Any, ids: torch.Tensor, is_answer: torch.Tensor, batch_size: int = 256,
+                pad_id: int = 0) -> float:
     """Share of rows whose every answer token is the argmax over the vocabulary at the position
-    before it (teacher-forced; model put in eval mode)."""
+    before it (teacher-forced; model put in eval mode). Rows are right-padded with ``pad_id``."""
     model.eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, len(ids), batch_size):
             x, a = ids[i:i + batch_size], is_answer[i:i + batch_size]
-            pred = model(input_ids=x).logits[:, :-1].argmax(-1)
+            pred = model(input_ids=x, attention_mask=(x != pad_id).long()).logits[:, :-1].argmax(-1)
             ok = (pred == x[:, 1:]) | ~a[:, 1:]
             correct += int(ok.all(1).sum())
     return correct / max(1, len(ids))
@@ -197,18 +208,20 @@ class TrainGPT2(ModelSource):
             model.train()
 
             def loss_of(idx: torch.Tensor) -> torch.Tensor:
-                # right-padded: causal attention never lets a real token see the padding after it
+                # right-padded: causal attention never lets a real token see the padding after it (the
+                # padding mask changes no real position's output, bitwise; passed, transformers does not warn)
                 width = int((ids[idx] != tokenizer.pad_token_id).sum(1).max())
                 x, a, q = ids[idx, :width], is_answer[idx, :width], is_prompt[idx, :width]
                 inp = mask_tokens(x, q, p["mask_prob"], tokenizer.mask_token_id, gen)
-                return lm_loss(model(input_ids=inp).logits, x, a, q, p["prompt_loss_weight"])
+                out = model(input_ids=inp, attention_mask=(x != tokenizer.pad_token_id).long())
+                return lm_loss(out.logits, x, a, q, p["prompt_loss_weight"])
 
             if n_short:
                 fit(n_short, p["curriculum_epochs"], bs, gen, opt, sched, lambda idx: loss_of(short[idx]))
             fit(n, p["epochs"], bs, gen, opt, sched, loss_of)
         train_s = time.perf_counter() - t0
         test_ids, test_answer, _ = encode_lm(tokenizer, splits.test, splits.label_names, task.max_length, where)
-        acc = lm_accuracy(model, test_ids, test_answer)
+        acc = lm_accuracy(model, test_ids, test_answer, pad_id=tokenizer.pad_token_id)
         check_min_accuracy(task, acc)
         save_trained(path, model, tokenizer, {"test_accuracy": acc, "train_seconds": round(train_s, 2),
                                               "n_train": len(ids), "seed": seed, "params": p})
