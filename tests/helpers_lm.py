@@ -89,11 +89,11 @@ class KVRecords(DatasetSource):
     """Two key-value prompts; the answer is the queried value, the foil another context value."""
 
     name = "test-kv-records"
-    params = {"answer": None, "question_segment": False}
+    params = {"answer": None, "foil": None, "question_segment": False}
 
     def load(self, seed):
         a = Record("a", "k1 v3 , k2 v5 , ? k2".split(), 0, [0, 0, 0, 1, 1, 0, 0, 0],
-                   meta={"answer": self.p["answer"] or "v5", "foil": "v3"})
+                   meta={"answer": self.p["answer"] or "v5", "foil": self.p["foil"] or "v3"})
         if self.p["question_segment"]:  # the query as a second segment
             a = Record("a", a.words[:6], 0, a.rationale, words_b=a.words[6:], meta=a.meta)
         b = Record("b", "k3 v1 , k1 v3 , k2 v5 , ? k1".split(), 0, [0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0],

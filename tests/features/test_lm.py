@@ -287,3 +287,13 @@ def test_stability_and_sanity_metrics_run_on_a_causal_lm(gpt2_task, name):
     vals, errs, _ = run_metric(t, metric, Explainer.registry.get("gradient_shap")(), targets=[0, 0])
     assert errs == [None, None], errs
     assert np.isfinite(vals).all()
+
+
+def test_contrastive_predicted_takes_the_one_the_model_prefers():
+    # the dataset says v3 against v5; the copy model prefers v5 (log p(v5) - log p(v3) = β)
+    t = task(lm_target="contrastive", dataset={"source": "test-kv-records", "params": {"answer": "v3", "foil": "v5"}})
+    tok = t.model.tokenizer
+    a, b = t.examples
+    assert tok.convert_ids_to_tokens([a.readout.answer[0], a.readout.foil]) == ["v5", "v3"] and a.label == 1
+    assert tok.convert_ids_to_tokens([b.readout.answer[0], b.readout.foil]) == ["v3", "v1"] and b.label == 0
+    assert t.model.outputs([a.row()], "logit")[0, 0] == pytest.approx(BETA, abs=1e-5)

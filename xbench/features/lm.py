@@ -116,13 +116,11 @@ class LMExample(TextExample):
         return self.input_ids.tobytes() + self.feature_ids.tobytes() + self.readout.key()
 
 
+@dataclass(frozen=True)
 class LMTarget(Target):
     """The explained score of a generative task (module docstring), column 0 of the adapter's outputs."""
 
-    def __init__(self, output: str, choose: str, lm_target: str) -> None:
-        object.__setattr__(self, "output", output)
-        object.__setattr__(self, "choose", choose)
-        object.__setattr__(self, "lm_target", lm_target)
+    lm_target: str = "next_token"
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -239,9 +237,7 @@ class CausalLM(PassCounter):
         for p in self.model.parameters():
             p.requires_grad_(False)
 
-    @property
-    def device(self) -> torch.device:
-        return self.runtime.torch_device
+    device = TextClassifier.device
 
     @property
     def context(self) -> int | None:
@@ -496,14 +492,10 @@ class LMModality(Modality):
         if self.spec.target == "label":
             answers = [ex.expected for ex in examples]
             foils = [ex.expected_foil for ex in examples]
-        elif self.kind == "contrastive":
-            answers, foils = [], []
-            for ex in examples:
-                cand = ex.with_answer(ex.expected, ex.expected_foil, 0)
-                d = adapter.outputs([cand.row()], "logit")[0, 0]
-                a, f = (ex.expected[0], ex.expected_foil) if d >= 0 else (ex.expected_foil, ex.expected[0])
-                answers.append((a,))
-                foils.append(f)
+        elif self.kind == "contrastive":  # the one of answer and foil the model prefers; one batch
+            d = adapter.outputs([ex.with_answer(ex.expected, ex.expected_foil, 0).row() for ex in examples], "logit")[:, 0]
+            answers = [(ex.expected[0],) if d_i >= 0 else (ex.expected_foil,) for ex, d_i in zip(examples, d)]
+            foils = [ex.expected_foil if d_i >= 0 else ex.expected[0] for ex, d_i in zip(examples, d)]
         else:
             steps = [1 if self.kind == "next_token" else
                      (self.spec.max_new_tokens or (len(ex.expected) if ex.expected else 1)) for ex in examples]

@@ -16,7 +16,7 @@ import torch
 from xbench.core.seeding import isolated_global_rng, torch_gen
 from xbench.models.base import ModelSource
 from xbench.models.loop import fit
-from xbench.models.text_train import trained_meta, accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
+from xbench.models.text_train import word_tokenizer, trained_meta, accuracy, check_min_accuracy, mask_tokens, maskable, model_cache_path, save_trained
 
 __all__ = ["TrainBert", "accuracy", "build_word_tokenizer"]
 
@@ -26,22 +26,9 @@ TRAINER_VERSION = 3  # 2: trained on loop.TRAIN_THREADS threads; 3: [MASK] blind
 
 def build_word_tokenizer(words: list[str], model_max_length: int):
     """A fast word-level tokenizer with BERT's special tokens, over ``words``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(SPECIALS)}
-    for w in sorted(set(words)):
-        vocab.setdefault(w, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=model_max_length,
-    )
+    return word_tokenizer(words, SPECIALS, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", model_max_length,
+                          unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                          mask_token="[MASK]")
 
 
 class TrainBert(ModelSource):

@@ -42,7 +42,7 @@ from xbench.core.errors import XBenchError
 from xbench.core.seeding import isolated_global_rng, torch_gen
 from xbench.models.base import ModelSource
 from xbench.models.loop import fit
-from xbench.models.text_train import trained_meta, check_min_accuracy, mask_tokens, model_cache_path, save_trained
+from xbench.models.text_train import word_tokenizer, trained_meta, check_min_accuracy, mask_tokens, model_cache_path, save_trained
 
 __all__ = ["TrainGPT2", "build_lm_tokenizer", "lm_accuracy", "vocabulary"]
 
@@ -53,20 +53,8 @@ TRAINER_VERSION = 2  # 2: the length curriculum
 def build_lm_tokenizer(words: list[str], model_max_length: int):
     """A fast word-level tokenizer over ``words`` (split on whitespace) that puts ``[BOS]`` before a
     sequence, with specials ``[PAD] [UNK] [BOS] [MASK]``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(SPECIALS)}
-    for w in sorted(set(words)):
-        vocab.setdefault(w, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[BOS] $A", pair="[BOS] $A $B:1", special_tokens=[("[BOS]", vocab["[BOS]"])])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="[BOS]", pad_token="[PAD]", unk_token="[UNK]",
-        mask_token="[MASK]", model_max_length=model_max_length, padding_side="right",
-    )
+    return word_tokenizer(words, SPECIALS, "[BOS] $A", "[BOS] $A $B:1", model_max_length, bos_token="[BOS]",
+                          pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]", padding_side="right")
 
 
 def vocabulary(splits) -> list[str]:

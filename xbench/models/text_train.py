@@ -20,6 +20,27 @@ from xbench.core.errors import XBenchError
 from xbench.core.io import atomic_write_json
 
 
+def word_tokenizer(words: list[str], specials: list[str], single: str, pair: str, model_max_length: int,
+                   **kw: str) -> Any:
+    """A fast word-level tokenizer (whitespace split) over ``specials`` then the sorted ``words``, whose
+    post-processor adds the specials of the ``single`` and ``pair`` templates (tokenizers' syntax);
+    ``kw`` go to ``PreTrainedTokenizerFast`` (``unk_token="[UNK]"``, ... required: ``unk_token``)."""
+    import re
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(specials)}
+    for w in sorted(set(words)):
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=kw["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    used = sorted(set(re.findall(r"\[[A-Z]+\]", single + " " + pair)), key=vocab.get)
+    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair,
+                                                       special_tokens=[(t, vocab[t]) for t in used])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length, **kw)
+
+
 def encode(tokenizer: Any, records: list, max_length: int, padding: bool | str = True) -> Any:
     """Tokenise word records (pairs as pairs) as a padded batch of tensors."""
     a = [r.words for r in records]
