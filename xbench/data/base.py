@@ -56,6 +56,24 @@ class ArrayRecord:
 
 
 @dataclass
+class MultimodalRecord:
+    """One labelled image-and-text pair (a question about an image, a caption to match).
+
+    ``image`` is a ``(C, H, W)`` float array, or a path to an image file (read when the task encodes
+    it; relative paths resolve as data paths do). ``mask`` is the gold region, 0/1 over the image's
+    pixels ``(H, W)`` (all zero: nothing in the image decides), ``rationale`` the gold words, 0/1 over
+    ``words``; either may be None."""
+
+    id: str
+    image: Any
+    words: list[str]
+    label: int
+    mask: np.ndarray | None = None
+    rationale: list[int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Splits:
     train: list[Record]
     test: list[Record]

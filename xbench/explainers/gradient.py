@@ -66,8 +66,11 @@ class IntegratedGradients(_EmbeddingExplainer):
             method=self.p["method"], internal_batch_size=self.p["internal_batch_size"])
 
 
-def _stdev(emb: torch.Tensor, noise_level: float) -> float:
-    """Noise scale relative to the example's embedding range (Smilkov et al. 2017)."""
+def _stdev(emb: "torch.Tensor | tuple", noise_level: float) -> "float | tuple[float, ...]":
+    """Noise scale relative to the example's embedding range (Smilkov et al. 2017); for several inputs
+    (a multimodal example's pixels and word embeddings) one scale each, relative to its own range."""
+    if isinstance(emb, tuple):
+        return tuple(_stdev(e, noise_level) for e in emb)
     return float(noise_level * (emb.detach().max() - emb.detach().min()))
 
 

@@ -285,6 +285,8 @@ class Modality(Registered):
     #: whether the model generates (a causal LM): the task file may set the generative fields
     #: (``lm_target``, ``chat_template``, ``system_prompt``, ``max_new_tokens``)
     generative: ClassVar[bool] = False
+    #: task fields only this modality takes (beyond the generative ones), e.g. ``patch``
+    fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: "TaskSpec") -> None:
         self.spec = spec

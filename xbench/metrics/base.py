@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from xbench.tasks.task import Task
 
 FAMILIES = ("faithfulness", "plausibility", "localisation", "cost", "stability", "sanity", "complexity", "agreement",
-            "ground_truth")
+            "ground_truth", "modality")
 EMPTY_RATIONALE = "empty gold rationale"
 BAD_ATTRIBUTIONS = "NaN or infinite attributions"
 NO_RATIONALE = "no gold rationale"
@@ -100,9 +100,35 @@ class Context:
         (task, explainer, example, seed), shared by all metrics so their inputs coincide."""
         return self._orders[i]
 
-    def top_masks(self, i: int, ks: np.ndarray) -> np.ndarray:
-        """(len(ks), F) bool: row r marks example i's top ``ks[r]`` features."""
-        return self._ranks[i][None, :] < np.asarray(ks)[:, None]
+    def top_masks(self, i: int, ks: np.ndarray, part: str | None = None) -> np.ndarray:
+        """(len(ks), F) bool: row r marks example i's top ``ks[r]`` features; with ``part`` (a
+        multimodal example's 'image' or 'text'), its top ``ks[r]`` features of that part, in the same
+        order (:meth:`order` restricted to the part)."""
+        ranks = self._ranks[i] if part is None else self._part_ranks(i, part)
+        return ranks[None, :] < np.asarray(ks)[:, None]
+
+    def in_part(self, i: int, part: str | None) -> np.ndarray:
+        """Boolean mask of example i's features in ``part`` (all of them for None)."""
+        ex = self.task.examples[i]
+        return np.ones(ex.n_features, bool) if part is None else ex.part_mask(part)
+
+    def part_order(self, i: int, part: str | None) -> np.ndarray:
+        """:meth:`order` restricted to ``part``, as indices into the part's features (0..F_part-1)."""
+        if part is None:
+            return self.order(i)
+        inside = self.in_part(i, part)
+        local = np.cumsum(inside) - 1
+        o = self.order(i)
+        return local[o[inside[o]]]
+
+    def _part_ranks(self, i: int, part: str) -> np.ndarray:
+        """Each feature's position in :meth:`order` among ``part``'s features; F for the others."""
+        inside = self.in_part(i, part)
+        o = self.order(i)
+        o = o[inside[o]]
+        r = np.full(len(inside), len(inside), dtype=np.int64)
+        r[o] = np.arange(len(o))
+        return r
 
     @cached_property
     def _ranks(self) -> list[np.ndarray]:
@@ -165,6 +191,9 @@ class Metric(Registered):
     #: whether the metric runs the explainer again (on perturbed inputs, other classes or models):
     #: then it does not apply to explainers that cannot (precomputed attributions)
     reexplains: ClassVar[bool] = False
+    #: the one modality of a multimodal example the metric is restricted to ('image', 'text'), or None
+    #: (every feature); the per-modality metrics of :mod:`xbench.metrics.modality` set it
+    part: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -22,9 +22,10 @@ class _AOPC(Metric):
     keep_top = False
 
     def plan_one(self, ctx: Context, i: int):
-        ex = ctx.task.examples[i]
-        top = ctx.top_masks(i, ks_of(tuple(self.p["bins"]), ex.n_features))
-        return ctx.engine.submit(ex, top if self.keep_top else ~top)
+        ex, inside = ctx.task.examples[i], ctx.in_part(i, self.part)
+        top = ctx.top_masks(i, ks_of(tuple(self.p["bins"]), int(inside.sum())), self.part)
+        # restricted to a part, the other part stays as it is (kept) in both directions
+        return ctx.engine.submit(ex, (top | ~inside) if self.keep_top else ~top)
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         p = ctx.p_target_rows(idx, np.stack([states[i] for i in idx]))  # (n, |B|)
@@ -66,14 +67,14 @@ class _Curve(Metric):
         return ks_of((0.0,) + tuple(j / s for j in range(1, s + 1)), F)
 
     def plan_one(self, ctx: Context, i: int):
-        ex = ctx.task.examples[i]
-        top = ctx.top_masks(i, self._ks(ex.n_features))
-        return ctx.engine.submit(ex, top if self.insertion else ~top)
+        ex, inside = ctx.task.examples[i], ctx.in_part(i, self.part)
+        top = ctx.top_masks(i, self._ks(int(inside.sum())), self.part)
+        return ctx.engine.submit(ex, (top | ~inside) if self.insertion else ~top)
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         p = ctx.p_target_rows(idx, np.stack([states[i] for i in idx]))  # (n, S + 1)
-        x = np.stack([self._ks(ctx.task.examples[i].n_features) / ctx.task.examples[i].n_features
-                      for i in idx])
+        F = [int(ctx.in_part(i, self.part).sum()) for i in idx]
+        x = np.stack([self._ks(f) / f for f in F])
         self.curves.update(zip(idx, p))
         return trapezoid(p, x, axis=1)
 

@@ -47,13 +47,13 @@ class PointingGame(_Localisation):
         tol = float(self.p["tolerance"])
         if tol > 0:
             ex = ctx.task.examples[i]
-            if getattr(getattr(ex, "x", None), "ndim", 0) != 3:
-                raise XBenchError("metric 'pointing_game': parameter 'tolerance' applies to images only")
+            if getattr(getattr(ex, "x", None), "ndim", 0) != 3 or hasattr(ex, "parts"):
+                raise XBenchError("metric 'pointing_game': parameter 'tolerance' applies to image tasks only (pixel features)")
             from scipy.ndimage import distance_transform_edt
 
             h, w = ex.x.shape[-2:]
             g = (distance_transform_edt(~g.reshape(h, w)) <= tol).reshape(-1)
-        return float(g[ctx.order(i)[0]])
+        return float(g[self.order(ctx, i)[0]])
 
 
 class RelevanceMassAccuracy(_Localisation):
@@ -84,7 +84,7 @@ class RelevanceMassAccuracy(_Localisation):
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         out, empty = [], 0
         for i in idx:
-            r = self.relevance(np.asarray(ctx.expl.attributions[i], dtype=np.float64))
+            r = self.relevance(np.asarray(self.attr(ctx, i), dtype=np.float64))
             total = r.sum()
             empty += total == 0
             out.append(0.0 if total == 0 else float(r[self.gold(ctx, i)].sum() / total))
@@ -130,11 +130,11 @@ class TopKIntersection(_Localisation):
 
     def why_not(self, ctx: Context, i: int) -> str | None:
         why = super().why_not(ctx, i)
-        F = ctx.task.examples[i].n_features
+        F = int(ctx.in_part(i, self.part).sum())
         if why is None and self.k(F) > F:
             return f"k = {self.k(F)} is larger than the number of features ({F})"
         return why
 
     def score_one(self, ctx: Context, i: int, state) -> float:
         g = self.gold(ctx, i)
-        return float(g[ctx.order(i)[:self.k(len(g))]].mean())
+        return float(g[self.order(ctx, i)[:self.k(len(g))]].mean())

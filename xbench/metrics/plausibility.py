@@ -75,11 +75,14 @@ class _Plausibility(Metric):
 
     def why_not(self, ctx: Context, i: int) -> str | None:
         why = super().why_not(ctx, i)
+        if why is None and self.part is not None and not self.gold(ctx, i).any():
+            # a multimodal example whose gold lies wholly in the other modality (e.g. no object to find)
+            return SKIPPED + f"no gold in the {self.part} part"
         if why in (NO_RATIONALE, EMPTY_RATIONALE):
             return SKIPPED + why if getattr(ctx.task.spec, "missing_rationale", "fail") == "skip" else why
         if why is not None:
             return why
-        if ctx.task.examples[i].rationale.all():
+        if self.gold(ctx, i).all():
             return FULL_RATIONALE
         if self.p["examples"] == "correct" and not self.correct(ctx, i):
             return MISCLASSIFIED
@@ -108,12 +111,23 @@ class _Plausibility(Metric):
         return values, errors
 
     def gold(self, ctx: Context, i: int) -> np.ndarray:
-        """G as a boolean mask over the example's features."""
-        return ctx.task.examples[i].rationale.astype(bool)
+        """G as a boolean mask over the example's features (over the part's, for a per-modality metric)."""
+        g = ctx.task.examples[i].rationale.astype(bool)
+        return g if self.part is None else g[ctx.in_part(i, self.part)]
+
+    def attr(self, ctx: Context, i: int) -> np.ndarray:
+        """The attributions a (the part's, for a per-modality metric)."""
+        a = ctx.expl.attributions[i]
+        return a if self.part is None else np.asarray(a)[ctx.in_part(i, self.part)]
+
+    def order(self, ctx: Context, i: int) -> np.ndarray:
+        """Features by decreasing attribution (:meth:`Context.order`; within the part for a
+        per-modality metric, as indices into its features)."""
+        return ctx.part_order(i, self.part)
 
     def topk(self, ctx: Context, i: int) -> np.ndarray:
         """The hard rationale: the top-k features, with k = |G|."""
-        return ctx.order(i)[:int(ctx.task.examples[i].rationale.sum())]
+        return self.order(ctx, i)[:int(self.gold(ctx, i).sum())]
 
 
 class TokenF1(_Plausibility):
@@ -139,7 +153,7 @@ class IOUF1(_Plausibility):
                "R = #{gold spans with IOU ≥ 0.5 to some pred span}/#gold")
 
     def score_one(self, ctx: Context, i: int, state) -> float:
-        gold = spans(np.flatnonzero(ctx.task.examples[i].rationale))
+        gold = spans(np.flatnonzero(self.gold(ctx, i)))
         pred = spans(self.topk(ctx, i))
         t = self.p["threshold"]
         p = sum(max(iou(s, g) for g in gold) >= t for s in pred) / len(pred)
@@ -186,7 +200,7 @@ class AveragePrecision(_Plausibility):
     formula = "Σ_n (R_n − R_{n−1}) P_n over thresholds at each distinct attribution value"
 
     def score_one(self, ctx: Context, i: int, state) -> float:
-        return average_precision(ctx.task.examples[i].rationale, ctx.expl.attributions[i])
+        return average_precision(self.gold(ctx, i), self.attr(ctx, i))
 
 
 class AUPRC(_Plausibility):
@@ -199,4 +213,4 @@ class AUPRC(_Plausibility):
     formula = "Σ_n (R_n − R_{n−1}) (P_n + P_{n−1})/2 over thresholds at each distinct attribution value, from (0, 1)"
 
     def score_one(self, ctx: Context, i: int, state) -> float:
-        return eraser_auprc(ctx.task.examples[i].rationale, ctx.expl.attributions[i])
+        return eraser_auprc(self.gold(ctx, i), self.attr(ctx, i))

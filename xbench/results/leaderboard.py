@@ -79,7 +79,7 @@ def add_statistics(df: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return out[ROW_FIELDS]
 
 
-FAMILY_ORDER = ("faithfulness", "ground_truth", "plausibility", "localisation", "stability", "sanity", "complexity",
+FAMILY_ORDER = ("faithfulness", "ground_truth", "plausibility", "localisation", "modality", "stability", "sanity", "complexity",
                 "cost")
 
 

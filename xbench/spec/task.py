@@ -75,6 +75,9 @@ class TaskSpec:
     #: generative tasks with ``lm_target: continuation`` and ``target: predicted``: how many tokens the
     #: greedy continuation has (default: as many as the dataset's answer, else 1)
     max_new_tokens: int | None = None
+    #: multimodal tasks: the side, in pixels, of the square image patches that are the image's
+    #: features (None: max(1, image side // 6))
+    patch: int | None = None
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +106,7 @@ TOP_FIELDS = {
     "chat_template": (bool, None, False),
     "system_prompt": (str, None, False),
     "max_new_tokens": (int, None, False),
+    "patch": (int, None, False),
     "dataset": (dict, None, True),
     "model": (dict, None, True),
 }
@@ -137,7 +141,7 @@ def check_fields(where: str, data: Any, schema: dict, prefix: str = "") -> dict:
         if choices is not None and val not in choices:
             raise XBenchError(f"{where}: field '{prefix}{key}' must be one of "
                               f"{', '.join(choices)}; got {val!r}")
-        if typ is int and val <= 0 and key in ("max_length", "max_new_tokens", "max_examples"):
+        if typ is int and val <= 0 and key in ("max_length", "max_new_tokens", "max_examples", "patch"):
             raise XBenchError(f"{where}: field '{prefix}{key}' must be positive")
     return data
 

@@ -48,6 +48,8 @@ def parse_task(data: Any, where: str = "<task>") -> TaskSpec:
     for k in LM_FIELDS:
         if k in d and not getattr(mcls, "generative", False):
             raise XBenchError(f"{where}: field '{k}' is for generative tasks (modality: lm), not {modality} tasks")
+    if "patch" in d and "patch" not in getattr(mcls, "fields", ()):
+        raise XBenchError(f"{where}: field 'patch' is for multimodal tasks (modality: multimodal), not {modality} tasks")
     allowed = mcls.replacements
     d.setdefault("replacement", allowed[0])
     check_choice(where, "replacement", d["replacement"], allowed, f"for {modality} tasks")
