@@ -8,6 +8,6 @@ from xbench.data import arrays, eraser, files, hub, images, sst, synthetic, tabu
 from xbench.data import kv  # noqa: F401,E402  (built-in, registered after the others: their order is unchanged)
 from xbench.data import agreement, modsum  # noqa: F401,E402  (built-ins, after kv: the order above is unchanged)
 from xbench.data import hub_prompts  # noqa: F401,E402  (built-in, registered after the others: their order is unchanged)
-from xbench.data import vqa  # noqa: F401,E402  (built-in, after the others: their order is unchanged)
+from xbench.data import vqa, hub_vl  # noqa: F401,E402  (built-ins, after the others: their order is unchanged)
 
 __all__ = ["ArrayRecord", "DatasetSource", "MultimodalRecord", "Record", "Splits", "resolve_data_path"]

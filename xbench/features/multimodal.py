@@ -359,6 +359,48 @@ class MultimodalModality(Modality):
                     "parts": [PARTS[int(p)] for p in ex.parts]}
 
 
+    def view_model(self, examples: list, adapter: VisionLanguageClassifier, removal: MultimodalRemoval,
+                   targets: np.ndarray) -> list[dict[str, Any]]:
+        """Each example's modality contributions: the exact two-player Shapley values φ_I, φ_T of the
+        target's probability and the model's text share T (:func:`modality_shares`)."""
+        out = []
+        for ex, t in zip(examples, targets):
+            phi_i, phi_t, share = modality_shares(ex, adapter, removal, int(t))
+            out.append({"phi_image": round(phi_i, 6), "phi_text": round(phi_t, 6),
+                        "model_text_share": None if np.isnan(share) else round(share, 6)})
+        return out
+
+
+def modality_keeps(ex: MultimodalExample) -> np.ndarray:
+    """The keep-masks of the four coalitions of the players image and text: (∅, I, T, IT)."""
+    img = ex.part_mask("image")
+    return np.stack([np.zeros(ex.n_features, bool), img, ~img, np.ones(ex.n_features, bool)])
+
+
+def shapley_two(v_none: float, v_image: float, v_text: float, v_both: float) -> tuple[float, float]:
+    """(φ_I, φ_T): the exact Shapley values of the two players image and text for the game v:
+
+    φ_T = ½ [(v(T) − v(∅)) + (v(IT) − v(I))],   φ_I = ½ [(v(I) − v(∅)) + (v(IT) − v(T))]."""
+    phi_t = 0.5 * ((v_text - v_none) + (v_both - v_image))
+    phi_i = 0.5 * ((v_image - v_none) + (v_both - v_text))
+    return phi_i, phi_t
+
+
+def text_share_of(phi_i: float, phi_t: float) -> float:
+    """T = |φ_T| / (|φ_T| + |φ_I|) (NaN when both are 0)."""
+    d = abs(phi_t) + abs(phi_i)
+    return abs(phi_t) / d if d > 0 else float("nan")
+
+
+def modality_shares(ex: MultimodalExample, adapter: Any, removal: Any, target: int) -> tuple[float, float, float]:
+    """(φ_I, φ_T, T) of one example: the target's softmax probability with each coalition present and
+    the other modality removed by the task's policy (four forward passes)."""
+    rows, _ = removal.apply(ex, modality_keeps(ex))
+    v = adapter.outputs(rows, "probability")[:, target].astype(np.float64)
+    phi_i, phi_t = shapley_two(*v)
+    return phi_i, phi_t, text_share_of(phi_i, phi_t)
+
+
 def text_tokenizer(tokenizer: Any) -> Any:
     """The tokenizer itself, or a processor's (``processor.tokenizer``)."""
     return getattr(tokenizer, "tokenizer", tokenizer)

@@ -334,3 +334,9 @@ class Modality(Registered):
     def view(self, ex: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """(task-level, example-level) fields the report's example viewer shows besides the features."""
         return {}, {}
+
+    def view_model(self, examples: list[Any], adapter: "ModelAdapter", removal: Removal,
+                   targets: np.ndarray) -> list[dict[str, Any]]:
+        """Per-example fields of the viewer that need the model (e.g. a multimodal example's modality
+        share); by default none."""
+        return [{} for _ in examples]

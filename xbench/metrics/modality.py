@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from xbench.features.multimodal import modality_keeps, shapley_two, text_share_of
 from xbench.metrics.base import SKIPPED, Context, Metric
 from xbench.metrics.faithfulness import Comprehensiveness, DeletionAUC, InsertionAUC, Sufficiency
 from xbench.metrics.localisation import PointingGame, RelevanceMassAccuracy, TopKIntersection
@@ -52,19 +53,6 @@ def text_share(a: np.ndarray, text: np.ndarray) -> float:
     return float(m[text].sum() / total) if total > 0 else float("nan")
 
 
-def shapley_two(v_none: float, v_image: float, v_text: float, v_both: float) -> tuple[float, float]:
-    """(φ_I, φ_T): the exact Shapley values of the two players image and text."""
-    phi_t = 0.5 * ((v_text - v_none) + (v_both - v_image))
-    phi_i = 0.5 * ((v_image - v_none) + (v_both - v_text))
-    return phi_i, phi_t
-
-
-def model_text_share(phi_i: float, phi_t: float) -> float:
-    """T = |φ_T| / (|φ_T| + |φ_I|) (NaN when both are 0)."""
-    d = abs(phi_t) + abs(phi_i)
-    return abs(phi_t) / d if d > 0 else float("nan")
-
-
 class ModalityShareGap(Metric):
     """|T̂ − T|: the explainer's text share against the model's two-player Shapley text share
     (module docstring; MM-SHAP, Parcalabescu & Frank 2023)."""
@@ -79,15 +67,13 @@ class ModalityShareGap(Metric):
 
     def plan_one(self, ctx: Context, i: int):
         ex = ctx.task.examples[i]
-        img = ex.part_mask("image")
-        keep = np.stack([np.zeros(ex.n_features, bool), img, ~img, np.ones(ex.n_features, bool)])
-        return ctx.engine.submit(ex, keep)  # v(∅), v(I), v(T), v(IT)
+        return ctx.engine.submit(ex, modality_keeps(ex))  # v(∅), v(I), v(T), v(IT)
 
     def model_share(self, ctx: Context, i: int, handles: Any) -> tuple[float, float, float]:
         """(φ_I, φ_T, T) of example i."""
         v = ctx.p_target(i, handles)
         phi_i, phi_t = shapley_two(*[float(x) for x in v])
-        return phi_i, phi_t, model_text_share(phi_i, phi_t)
+        return phi_i, phi_t, text_share_of(phi_i, phi_t)
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         out = np.full(len(idx), np.nan)

@@ -6,6 +6,6 @@ A new source is one module with a :class:`~xbench.models.base.ModelSource` subcl
 from xbench.models.base import ModelSource
 from xbench.models import bert, cnn, hub, minilm, module, tabular  # noqa: F401  (registers the built-in sources)
 from xbench.models import gpt2  # noqa: F401,E402  (built-in, registered after the others: their order is unchanged)
-from xbench.models import vqa  # noqa: F401,E402  (built-in, after the others)
+from xbench.models import vqa, vl_hub  # noqa: F401,E402  (built-ins, after the others)
 
 __all__ = ["ModelSource"]

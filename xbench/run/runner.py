@@ -45,6 +45,7 @@ def example_records(task: Task, targets: np.ndarray, probs: np.ndarray) -> dict[
     spec = task.spec
     out: dict[str, Any] = {"task": spec.name, "modality": spec.modality, "granularity": spec.granularity,
                            "label_names": [str(n) for n in task.label_names], "examples": []}
+    by_model = task.modality.view_model(task.examples, task.model, task.removal, targets)
     for i, ex in enumerate(task.examples):
         rec: dict[str, Any] = {
             "id": ex.id, "label": int(ex.label), "target": int(targets[i]), "pred": int(probs[i].argmax()),
@@ -55,6 +56,7 @@ def example_records(task: Task, targets: np.ndarray, probs: np.ndarray) -> dict[
         shared, own = task.modality.view(ex)
         out.update(shared)
         rec.update(own)
+        rec.update(by_model[i])
         if getattr(ex, "truth", None) is not None:
             rec["truth"] = [float(v) for v in ex.truth]
         out["examples"].append(rec)
