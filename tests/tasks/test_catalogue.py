@@ -21,7 +21,7 @@ def test_every_task_file_parses_and_is_listed(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == set(specs)
     for r in rows.values():
-        assert r["modality"] in ("text", "image", "tabular", "lm") and r["model"] and r["size"]
+        assert r["modality"] in ("text", "image", "tabular", "lm", "multimodal") and r["model"] and r["size"]
         why = r["runs_here"]
         assert why == "yes" or (re.search(r"(^|: )needs (network|data|package)", why) and "\n" not in why), why
     # the offline catalogue is runnable here whatever the network
