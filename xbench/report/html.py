@@ -230,6 +230,28 @@ function show(){var d=data[selT.value],i=Number(selX.value),ex=d.examples[i],
     ex.features.length+" features; colour: attribution / max |attribution| = "+vmax.toPrecision(3)+
     " (red positive, blue negative); underlined or outlined: gold rationale";
   var gold=ex.rationale||[];
+  if(d.modality==="multimodal"&&ex.image){var h=ex.image.h,w=ex.image.w,px=ex.image.pixels,pf=ex.pixel_feature,
+    parts=ex.parts||[],tot=0,txt=0,cell=Math.max(2,Math.min(14,Math.floor(336/w)));
+    a.forEach(function(v,j){if(v!==null&&v!==undefined){tot+=Math.abs(v);if(parts[j]==="text")txt+=Math.abs(v);}});
+    var sh=document.createElement("div");sh.className="share";
+    sh.textContent="text share of |attribution|: explainer "+(tot?(txt/tot).toFixed(3):"n/a")+"; model (two-player Shapley) "+
+      (typeof ex.model_text_share==="number"?ex.model_text_share.toFixed(3):"n/a")+
+      (typeof ex.phi_image==="number"?" (\u03c6_image = "+ex.phi_image.toPrecision(3)+", \u03c6_text = "+ex.phi_text.toPrecision(3)+")":"");
+    out.appendChild(sh);
+    [["image",function(j){return px[j];}],["attribution",function(j){var f=pf[j];return colour(a[f]===undefined?null:a[f],vmax);}]].forEach(function(p){
+      var wrap=document.createElement("span"),cap=document.createElement("div");cap.textContent=p[0];
+      var grid=document.createElement("div");grid.className="grid mm";grid.style.gap="0";
+      grid.style.gridTemplateColumns="repeat("+w+","+cell+"px)";
+      for(var j=0;j<h*w;j++){var c=document.createElement("div");c.style.width=cell+"px";c.style.height=cell+"px";
+        c.style.background=p[1](j);c.title=ex.features[pf[j]]+": "+(a[pf[j]]===undefined||a[pf[j]]===null?"n/a":a[pf[j]]);
+        if(p[0]==="attribution"&&gold[pf[j]])c.style.opacity="1";else if(p[0]==="attribution")c.style.opacity="0.75";
+        grid.appendChild(c);}
+      wrap.style.display="inline-block";wrap.appendChild(cap);wrap.appendChild(grid);out.appendChild(wrap);});
+    var q=document.createElement("div");q.className="question";
+    ex.features.forEach(function(tok,j){if(parts[j]!=="text")return;var s=document.createElement("span");
+      s.className="tok"+(gold[j]?" gold":"");s.textContent=tok;var v=a[j]===undefined?null:a[j];s.style.background=colour(v,vmax);
+      s.title=(v===null?"n/a":String(v));s.setAttribute("data-a",v===null?"":String(v));q.appendChild(s);q.appendChild(document.createTextNode(" "));});
+    out.appendChild(q);return;}
   if(d.modality==="image"){var h=d.shape[0],w=d.shape[1];
     var vals=ex.values||[],lo=Math.min.apply(null,vals),hi=Math.max.apply(null,vals);
     [["input",function(j){var t=hi>lo?(vals[j]-lo)/(hi-lo):0.5,c=Math.round(255*t);return "rgb("+c+","+c+","+c+")";}],
