@@ -62,8 +62,6 @@ def cached_dense_model(task: Any, splits: Any, build: Callable[[], torch.nn.Modu
     data, architecture, training parameters and seed were trained before.
 
     ``train`` holds ``epochs``, ``lr``, ``batch_size``, ``weight_decay``."""
-    from safetensors.torch import load_file
-
     x_tr, y_tr = arrays(splits.train)
     x_te, y_te = arrays(splits.test)
     data = content_key([x_tr.tobytes(), y_tr.tobytes(), x_te.tobytes(), y_te.tobytes()])
@@ -72,11 +70,9 @@ def cached_dense_model(task: Any, splits: Any, build: Callable[[], torch.nn.Modu
     path = cache_dir("models", f"{task.name}-{key}")
     with isolated_global_rng(task.model.seed):  # parameter init draws from torch's global RNG
         model = build()
-    hit = model_dir_ok(path)
-    if hit:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-        meta = json.loads((path / "meta.json").read_text())
-    else:
+    meta = load_cached(path, model)
+    hit = meta is not None
+    if not hit:
         t0 = time.perf_counter()
         with isolated_global_rng(task.model.seed):  # dropout, if any
             train_dense(model, x_tr, y_tr, seed_parts=(source, task.name, task.model.seed), **train)
@@ -86,15 +82,31 @@ def cached_dense_model(task: Any, splits: Any, build: Callable[[], torch.nn.Modu
                 "n_test": int(len(y_te)), "seed": task.model.seed, "arch": arch, "train": train,
                 "n_parameters": int(sum(p.numel() for p in model.parameters()))}
         if task.model.min_accuracy is None or acc >= task.model.min_accuracy:
-            path.mkdir(parents=True, exist_ok=True)
-            state = {k: v.contiguous() for k, v in model.state_dict().items()}
-            blob = _safetensors_bytes(state)
-            meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
-            atomic_write(path / "model.safetensors", lambda f: f.write(blob), mode="wb")
-            atomic_write_json(path / "meta.json", meta)  # last: a folder with a matching meta is whole
+            save_cached(path, model, meta)
     check_min_accuracy(task, meta["test_accuracy"])
     model.eval()
     return model, {**meta, "cache": "hit" if hit else "miss", "cache_path": str(path)}
+
+
+def load_cached(path: Any, model: torch.nn.Module) -> dict[str, Any] | None:
+    """The cached weights at ``path`` loaded into ``model`` and the cached ``meta.json``; None if the
+    folder is not a whole cached model."""
+    from safetensors.torch import load_file
+
+    if not model_dir_ok(path):
+        return None
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return json.loads((path / "meta.json").read_text())
+
+
+def save_cached(path: Any, model: torch.nn.Module, meta: dict[str, Any]) -> None:
+    """Write ``model``'s weights (safetensors) and ``meta`` (with the weights' sha256 added, in place)
+    into ``path``; the meta last, so a folder with a matching meta is whole."""
+    path.mkdir(parents=True, exist_ok=True)
+    blob = _safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()})
+    meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    atomic_write(path / "model.safetensors", lambda f: f.write(blob), mode="wb")
+    atomic_write_json(path / "meta.json", meta)
 
 
 def _safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:

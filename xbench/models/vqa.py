@@ -24,8 +24,6 @@ measured on every load (a second at most) and held to ``min_accuracy``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Any
 
@@ -133,11 +131,9 @@ class TrainVQA(ModelSource):
               "weight_decay": 0.01, "mask_prob": 0.1, "patch_drop": 0.05, "max_length": 16}
 
     def load(self, task: Any, splits: Any) -> tuple[nn.Module, Any, dict]:
-        from safetensors.torch import load_file
-
-        from xbench.core.cache import cache_dir, content_key, model_dir_ok
-        from xbench.core.io import atomic_write, atomic_write_json
+        from xbench.core.cache import cache_dir, content_key
         from xbench.core.seeding import isolated_global_rng
+        from xbench.models.dense_train import load_cached, save_cached
         from xbench.models.text_train import check_min_accuracy
 
         if not splits.train:
@@ -169,11 +165,9 @@ class TrainVQA(ModelSource):
                                int(p["n_layer"]), int(p["n_head"]), int(p["max_length"]), int(tok.pad_token_id))
 
         model = build()
-        hit = model_dir_ok(path)
-        if hit:
-            model.load_state_dict(load_file(str(path / "model.safetensors")))
-            meta = json.loads((path / "meta.json").read_text())
-        else:
+        meta = load_cached(path, model)
+        hit = meta is not None
+        if not hit:
             t0 = time.perf_counter()
             ids, att = batch_ids(tok, splits.train, int(p["max_length"]))
             with isolated_global_rng(task.model.seed):
@@ -181,13 +175,7 @@ class TrainVQA(ModelSource):
             meta = {"train_seconds": round(time.perf_counter() - t0, 2), "n_train": len(y_tr),
                     "seed": task.model.seed, "arch": arch, "train": train,
                     "n_parameters": int(sum(q.numel() for q in model.parameters()))}
-            from safetensors.torch import save
-
-            blob = save({k: v.contiguous() for k, v in model.state_dict().items()})
-            meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
-            path.mkdir(parents=True, exist_ok=True)
-            atomic_write(path / "model.safetensors", lambda f: f.write(blob), mode="wb")
-            atomic_write_json(path / "meta.json", meta)  # last: a folder with a matching meta is whole
+            save_cached(path, model, meta)
         model.eval()
         acc, by_type = self.held_out(model, tok, splits, int(p["max_length"]))
         meta = {**meta, "test_accuracy": acc, "test_accuracy_by_question": by_type, "n_test": len(splits.test),
