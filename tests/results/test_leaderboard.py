@@ -101,3 +101,29 @@ def test_task_summary_pareto_and_family_disagreement():
     assert s.loc["random", "faithfulness_anchored"] == 0.0
     assert any("faithfulness and plausibility disagree on t" in f for f in flags)
     assert "\\toprule" in to_latex(lb)
+
+
+def test_metric_skipped_for_every_example_counts_in_no_rank():
+    """pointing_game skips every example for every explainer (no gold pixels): it ranks no one, so the
+    summary has no localisation rank, the overall rank is the faithfulness one alone and "rank 1 in"
+    counts one metric; the table cells say it was not scored. A metric that only one explainer fails
+    on still ranks it last."""
+    from xbench.results.leaderboard import NOT_SCORED, task_summary, unscored
+
+    rows = []
+    for e, c in (("a", 0.9), ("b", 0.1)):
+        for i in range(12):
+            rows.append(("t", e, "comprehensiveness", f"e{i}", c + 0.01 * i, ""))
+            rows.append(("t", e, "pointing_game", f"e{i}", np.nan, "skipped: no gold pixels"))
+            rows.append(("t", e, "token_f1", f"e{i}", 0.5 if e == "a" else np.nan,
+                         "" if e == "a" else "NaN or infinite attributions"))
+    scores = pd.DataFrame(rows, columns=["task", "explainer", "metric", "example", "value", "error"])
+    lb = summarize(scores, n_resamples=100)
+    assert unscored(lb).tolist() == (lb["metric"] == "pointing_game").tolist()
+    s = task_summary(lb)[0].set_index("explainer")
+    assert "rank_localisation" not in s.columns
+    assert s.loc["a", "rank_overall"] == 1 and s.loc["b", "rank_overall"] == 2  # (2 + 2) / 2: not pulled to 1
+    assert s.loc["a", "rank_1"] == "2/2" and s.loc["b", "rank_1"] == "0/2"
+    md = to_markdown(lb)
+    assert "rank: localisation" not in md and md.count(NOT_SCORED) == 2
+    assert "(12 failed)" in md  # token_f1 for b: failures still show, and still rank b last

@@ -31,10 +31,13 @@ from xbench.core.errors import XBenchError
 from xbench.core.io import atomic_write_text
 from xbench.results.leaderboard import (
     ARROW,
+    MODALITY_SHARE,
+    NOT_SCORED,
     across_tasks,
     explainer_order,
     family_order,
     load_leaderboard,
+    modality_shares,
     task_summary,
 )
 from xbench.results.rundir import RunDir
@@ -85,7 +88,7 @@ def _family_table(g: pd.DataFrame, fam: str, order: list[str]) -> str:
     heads = [("explainer", "explainer")] + [
         (f"{m} {ARROW.get(fg.loc[fg['metric'] == m, 'direction'].iloc[0], '')}",
          f"{m}: {fg.loc[fg['metric'] == m, 'direction'].iloc[0]} is better; click to sort") for m in metrics]
-    cells = {(r.explainer, r.metric): r for r in fg.itertuples()}
+    cells = {(r["explainer"], r["metric"]): r for r in fg.to_dict("records")}
     rows = []
     for e in order:
         if not any((e, m) in cells for m in metrics):
@@ -93,14 +96,37 @@ def _family_table(g: pd.DataFrame, fam: str, order: list[str]) -> str:
         row = [(_e(e), e)]
         for m in metrics:
             r = cells.get((e, m))
-            if r is None:
-                row.append(('<span class="na">n/a</span>', None))
-                continue
-            fail = f' <span class="fail">({int(r.n_failed)} failed)</span>' if r.n_failed else ""
-            row.append((f'{_num(r.mean)} <span class="ci">[{_num(r.ci_low)}, {_num(r.ci_high)}]</span> '
-                        f'<span class="rg" title="rank group">#{_e(r.rank_group)}</span>{fail}', float(r.mean)))
+            row.append(('<span class="na">n/a</span>', None) if r is None else _cell(r))
         rows.append(row)
     return f"<h4>{_e(fam)}</h4>" + _table(heads, rows, caption=f"{fam}: mean [95% CI] #rank group")
+
+
+def _cell(r: Any) -> tuple[str, Any]:
+    """A leaderboard row's cell (html, sort key): mean [CI] #rank group, failures; a metric that
+    skipped every example says so (it counts in no rank)."""
+    if not r["n"] and not r["n_failed"] and r["n_skipped"]:
+        return f'<span class="na">{_e(NOT_SCORED)}</span>', None
+    fail = f' <span class="fail">({int(r["n_failed"])} failed)</span>' if r["n_failed"] else ""
+    return (f'{_num(r["mean"])} <span class="ci">[{_num(r["ci_low"])}, {_num(r["ci_high"])}]</span> '
+            f'<span class="rg" title="rank group">#{_e(r["rank_group"])}</span>{fail}', float(r["mean"]))
+
+
+def _modality_share_html(g: pd.DataFrame, info: dict[str, Any] | None) -> str:
+    """The task's "modality share" table (:func:`~xbench.results.leaderboard.modality_shares`), '' if none."""
+    ms = modality_shares(g, info)
+    if ms.empty:
+        return ""
+    heads = [("explainer", "explainer"),
+             ("explainer text share", "mean over the scored examples of Σ_text |a| / Σ |a|"),
+             ("model text share", "mean over the scored examples of |φ_T| / (|φ_T| + |φ_I|), the model's exact "
+                                  "two-player Shapley values over image and text"),
+             (f"{MODALITY_SHARE} ↓", "mean |T̂ − T| over the examples [95% CI] #rank group; lower is better")]
+    rows = [[(_e(r["explainer"]), r["explainer"]),
+             (_num(r["explainer_text_share"]), r["explainer_text_share"]),
+             (_num(r["model_text_share"]), r["model_text_share"]), _cell(r)] for r in ms.to_dict("records")]
+    return "<h4>modality share</h4>" + _table(
+        heads, rows, caption="modality share: the explainer's and the model's mean text share, and the mean "
+                             "per-example gap |T̂ − T| (not the difference of the two means)")
 
 
 def _summary_html(summary: pd.DataFrame, task: str) -> str:
@@ -184,6 +210,10 @@ figcaption{font-size:12px;color:#555}
 .grid{display:inline-grid;gap:1px;margin:.4em 1.2em .4em 0;vertical-align:top}.grid div{width:14px;height:14px}
 .grid div.gold{outline:2px solid #111;outline-offset:-2px}
 #xb-meta{color:#333}
+.mmrow{display:flex;flex-wrap:wrap;gap:.4em 1.4em;align-items:flex-start}.mmrow figure{margin:.3em 0}
+canvas.mm{display:block;border:1px solid #bbb}.question{max-width:420px;margin-top:.3em}
+.qcap{font-size:12px;color:#555;font-family:system-ui,sans-serif}
+.share{margin:.2em 0 .4em;font-family:system-ui,sans-serif}
 """
 
 _JS = r"""
@@ -209,14 +239,58 @@ var selT=document.getElementById("xb-task"),selE=document.getElementById("xb-exp
   meta=document.getElementById("xb-meta");
 function opt(sel,values,labels){sel.textContent="";values.forEach(function(v,i){var o=document.createElement("option");
   o.value=String(v);o.textContent=labels?labels[i]:String(v);sel.appendChild(o);});}
-function colour(a,vmax){if(a===null)return "#ddd";var t=Math.max(-1,Math.min(1,a/vmax));
+function rgb(a,vmax){if(a===null)return [221,221,221];var t=Math.max(-1,Math.min(1,a/vmax));
   var r,g,b;if(t>=0){r=255;g=Math.round(255-t*(255-60));b=Math.round(255-t*(255-50));}
   else{t=-t;r=Math.round(255-t*(255-40));g=Math.round(255-t*(255-100));b=255;}
-  return "rgb("+r+","+g+","+b+")";}
+  return [r,g,b];}
+function colour(a,vmax){var c=rgb(a,vmax);return "rgb("+c[0]+","+c[1]+","+c[2]+")";}
 function name(d,c){return (d.label_names&&d.label_names[c]!==undefined)?d.label_names[c]:String(c);}
 function fillTask(){var d=data[selT.value];var ex=Object.keys(d.attributions);
   var prefer=ex.filter(function(e){return e!=="random";});opt(selE,prefer.concat(ex.filter(function(e){return e==="random";})));
   opt(selX,d.examples.map(function(e,i){return i;}),d.examples.map(function(e){return e.id;}));show();}
+function mmShow(d,ex,a,vmax,gold){var im=ex.image,h=im.h,w=im.w,px=im.pixels||[],pf=ex.pixel_feature||[],
+  parts=ex.parts||[],s=Math.max(2,Math.min(12,Math.floor(288/Math.max(h,w,1)))),ALPHA=0.7;
+  function att(f){var v=a[f];return v===undefined?null:v;}
+  function hex(j){var m=/^#([0-9a-fA-F]{6})$/.exec(String(px[j]));var v=m?parseInt(m[1],16):0x808080;
+    return [(v>>16)&255,(v>>8)&255,v&255];}
+  function heat(j){var p=hex(j),l=0.299*p[0]+0.587*p[1]+0.114*p[2],c=rgb(att(pf[j]),vmax);
+    return [Math.round(ALPHA*c[0]+(1-ALPHA)*l),Math.round(ALPHA*c[1]+(1-ALPHA)*l),Math.round(ALPHA*c[2]+(1-ALPHA)*l)];}
+  var tot=0,txt=0,bad=false;a.forEach(function(v,j){if(v===null||v===undefined){bad=true;return;}
+    tot+=Math.abs(v);if(parts[j]==="text")txt+=Math.abs(v);});
+  var share=(bad||!tot)?null:txt/tot,ms=ex.model_text_share,sh=document.createElement("div");sh.className="share";
+  sh.setAttribute("data-explainer",share===null?"":String(share));
+  sh.setAttribute("data-model",typeof ms==="number"?String(ms):"");
+  sh.textContent="text share of |attribution| (\u03a3_text |a| / \u03a3 |a|): explainer "+
+    (share===null?"n/a":share.toFixed(3))+"; model (two-player Shapley, |\u03c6_text| / (|\u03c6_text| + |\u03c6_image|)) "+
+    (typeof ms==="number"?ms.toFixed(3):"n/a (the model ignores both modalities)")+
+    (typeof ex.phi_image==="number"&&typeof ex.phi_text==="number"?" (\u03c6_image = "+ex.phi_image.toPrecision(3)+
+     ", \u03c6_text = "+ex.phi_text.toPrecision(3)+")":"");
+  out.appendChild(sh);
+  var row=document.createElement("div");row.className="mmrow";out.appendChild(row);
+  function paint(kind,label,fill,outline){var fig=document.createElement("figure"),cap=document.createElement("figcaption");
+    cap.textContent=label;var cv=document.createElement("canvas");cv.width=w*s;cv.height=h*s;cv.className="mm "+kind;
+    cv.setAttribute("data-scale",String(s));var ctx=cv.getContext("2d"),img=ctx.createImageData(w*s,h*s),D=img.data;
+    for(var j=0;j<h*w;j++){var c=fill(j),y0=Math.floor(j/w)*s,x0=(j%w)*s;
+      for(var y=y0;y<y0+s;y++)for(var x=x0;x<x0+s;x++){var o=4*(y*w*s+x);D[o]=c[0];D[o+1]=c[1];D[o+2]=c[2];D[o+3]=255;}}
+    ctx.putImageData(img,0,0);
+    if(outline){var t=Math.max(1,Math.floor(s/4));ctx.fillStyle="#000";
+      for(var k=0;k<h*w;k++){var f=pf[k];if(!gold[f])continue;var r=Math.floor(k/w),q=k%w,x1=q*s,y1=r*s;
+        if(r===0||!gold[pf[k-w]])ctx.fillRect(x1,y1,s,t);if(r===h-1||!gold[pf[k+w]])ctx.fillRect(x1,y1+s-t,s,t);
+        if(q===0||!gold[pf[k-1]])ctx.fillRect(x1,y1,t,s);if(q===w-1||!gold[pf[k+1]])ctx.fillRect(x1+s-t,y1,t,s);}}
+    cv.addEventListener("mousemove",function(e){var b=cv.getBoundingClientRect(),
+      q=Math.floor((e.clientX-b.left)*w/b.width),r=Math.floor((e.clientY-b.top)*h/b.height);
+      if(q<0||q>=w||r<0||r>=h)return;var f=pf[r*w+q],v=att(f);
+      cv.title=String(ex.features[f])+": "+(v===null?"n/a":String(v));});
+    fig.appendChild(cv);fig.appendChild(cap);row.appendChild(fig);}
+  paint("input","image",hex,false);
+  paint("heat","attribution over the image (outlined: the gold patches)",heat,true);
+  var qd=document.createElement("div");qd.className="question";var qc=document.createElement("div");
+  qc.className="qcap";qc.textContent="question (underlined: gold words)";qd.appendChild(qc);
+  ex.features.forEach(function(tok,j){if(parts[j]!=="text")return;var sp=document.createElement("span");
+    sp.className="tok"+(gold[j]?" gold":"");sp.textContent=tok;var v=att(j);sp.style.background=colour(v,vmax);
+    sp.title=(v===null?"n/a":String(v));sp.setAttribute("data-a",v===null?"":String(v));qd.appendChild(sp);
+    qd.appendChild(document.createTextNode(" "));});
+  row.appendChild(qd);}
 function show(){var d=data[selT.value],i=Number(selX.value),ex=d.examples[i],
   a=(d.attributions[selE.value]||[])[i]||[];out.textContent="";
   var vmax=0;a.forEach(function(v){if(v!==null)vmax=Math.max(vmax,Math.abs(v));});if(!vmax)vmax=1;
@@ -230,28 +304,7 @@ function show(){var d=data[selT.value],i=Number(selX.value),ex=d.examples[i],
     ex.features.length+" features; colour: attribution / max |attribution| = "+vmax.toPrecision(3)+
     " (red positive, blue negative); underlined or outlined: gold rationale";
   var gold=ex.rationale||[];
-  if(d.modality==="multimodal"&&ex.image){var h=ex.image.h,w=ex.image.w,px=ex.image.pixels,pf=ex.pixel_feature,
-    parts=ex.parts||[],tot=0,txt=0,cell=Math.max(2,Math.min(14,Math.floor(336/w)));
-    a.forEach(function(v,j){if(v!==null&&v!==undefined){tot+=Math.abs(v);if(parts[j]==="text")txt+=Math.abs(v);}});
-    var sh=document.createElement("div");sh.className="share";
-    sh.textContent="text share of |attribution|: explainer "+(tot?(txt/tot).toFixed(3):"n/a")+"; model (two-player Shapley) "+
-      (typeof ex.model_text_share==="number"?ex.model_text_share.toFixed(3):"n/a")+
-      (typeof ex.phi_image==="number"?" (\u03c6_image = "+ex.phi_image.toPrecision(3)+", \u03c6_text = "+ex.phi_text.toPrecision(3)+")":"");
-    out.appendChild(sh);
-    [["image",function(j){return px[j];}],["attribution",function(j){var f=pf[j];return colour(a[f]===undefined?null:a[f],vmax);}]].forEach(function(p){
-      var wrap=document.createElement("span"),cap=document.createElement("div");cap.textContent=p[0];
-      var grid=document.createElement("div");grid.className="grid mm";grid.style.gap="0";
-      grid.style.gridTemplateColumns="repeat("+w+","+cell+"px)";
-      for(var j=0;j<h*w;j++){var c=document.createElement("div");c.style.width=cell+"px";c.style.height=cell+"px";
-        c.style.background=p[1](j);c.title=ex.features[pf[j]]+": "+(a[pf[j]]===undefined||a[pf[j]]===null?"n/a":a[pf[j]]);
-        if(p[0]==="attribution"&&gold[pf[j]])c.style.opacity="1";else if(p[0]==="attribution")c.style.opacity="0.75";
-        grid.appendChild(c);}
-      wrap.style.display="inline-block";wrap.appendChild(cap);wrap.appendChild(grid);out.appendChild(wrap);});
-    var q=document.createElement("div");q.className="question";
-    ex.features.forEach(function(tok,j){if(parts[j]!=="text")return;var s=document.createElement("span");
-      s.className="tok"+(gold[j]?" gold":"");s.textContent=tok;var v=a[j]===undefined?null:a[j];s.style.background=colour(v,vmax);
-      s.title=(v===null?"n/a":String(v));s.setAttribute("data-a",v===null?"":String(v));q.appendChild(s);q.appendChild(document.createTextNode(" "));});
-    out.appendChild(q);return;}
+  if(d.modality==="multimodal"&&ex.image){mmShow(d,ex,a,vmax,gold);return;}
   if(d.modality==="image"){var h=d.shape[0],w=d.shape[1];
     var vals=ex.values||[],lo=Math.min.apply(null,vals),hi=Math.max.apply(null,vals);
     [["input",function(j){var t=hi>lo?(vals[j]-lo)/(hi-lo):0.5,c=Math.round(255*t);return "rgb("+c+","+c+","+c+")";}],
@@ -331,7 +384,10 @@ def build_report(run_dir: Path, n_examples: int = DEFAULT_EXAMPLES, plots: bool 
         if not summary.empty and task in set(summary["task"]):
             sec.append("<h3>summary</h3>" + _summary_html(summary, task))
         sec += [f'<p class="flag">⚠ {_e(f)}</p>' for f in flags if f" on {task} (" in f]
-        sec += [_family_table(g, fam, order) for fam in family_order(g["family"])]
+        for fam in family_order(g["family"]):
+            sec.append(_family_table(g, fam, order))
+            if fam == "modality":
+                sec.append(_modality_share_html(g, info))
         plots_html = figs(f"cost_quality_{task}") + figs(f"curve_{task}_") + figs(f"agreement_{task}") + \
             figs(f"tokens_{task}_")
         if plots_html:

@@ -15,7 +15,17 @@ from tabulate import tabulate
 
 from xbench.core.io import atomic_write, atomic_write_json, atomic_write_text
 from xbench.results.agreement import MEASURES
-from xbench.results.leaderboard import ARROW, across_tasks, explainer_order, family_order, summarize, task_summary
+from xbench.results.leaderboard import (
+    ARROW,
+    MODALITY_SHARE,
+    NOT_SCORED,
+    across_tasks,
+    explainer_order,
+    family_order,
+    modality_shares,
+    summarize,
+    task_summary,
+)
 
 
 def _fmt(v: float, family: str) -> str:
@@ -27,6 +37,8 @@ def _fmt(v: float, family: str) -> str:
 
 
 def _cell(r: pd.Series) -> str:
+    if not r["n"] and not r["n_failed"] and r["n_skipped"]:
+        return NOT_SCORED
     rank = r.get("rank_group") if isinstance(r.get("rank_group"), str) else r["rank"]
     cell = f"{_fmt(r['mean'], r['family'])} [{_fmt(r['ci_low'], r['family'])}, {_fmt(r['ci_high'], r['family'])}]" \
            f" #{rank}"
@@ -47,6 +59,27 @@ def _across_markdown(acr: dict[str, Any]) -> str:
             + (f" Left out (not scored on every task): {', '.join(acr['not_on_every_task'])}."
                if acr["not_on_every_task"] else "") + "\n\n")
     return text + tabulate(rows, headers=["explainer", "average rank", "CD group"], tablefmt="github")
+
+
+def _share(v: float) -> str:
+    return "–" if not np.isfinite(v) else f"{v:.3f}"
+
+
+def modality_share_markdown(g: pd.DataFrame, info: dict[str, Any] | None) -> str:
+    """The "modality share" table of a task (:func:`~xbench.results.leaderboard.modality_shares`);
+    '' when the task has none."""
+    ms = modality_shares(g, info)
+    if ms.empty:
+        return ""
+    note = ("Per explainer, the mean over the scored examples of its text share T̂ = Σ_text |a| / Σ |a| and of "
+            "the model's text share T = |φ_T| / (|φ_T| + |φ_I|) (exact two-player Shapley values of the explained "
+            f"probability over image and text), and `{MODALITY_SHARE}` = mean |T̂ − T| [95% CI] #rank group "
+            "(a mean of per-example gaps, so not the difference of the two means).")
+    rows = [[r["explainer"], _share(r["explainer_text_share"]), _share(r["model_text_share"]), _cell(r)]
+            for _, r in ms.iterrows()]
+    return f"### modality share\n\n{note}\n\n" + tabulate(
+        rows, headers=["explainer", "explainer text share", "model text share", f"{MODALITY_SHARE} ↓"],
+        tablefmt="github", disable_numparse=True)
 
 
 def _summary_table(summary: pd.DataFrame, task: str, fmt: str = "github") -> str:
@@ -101,6 +134,10 @@ def to_markdown(lb: pd.DataFrame, manifest: dict[str, Any] | None = None,
                      if any((e, m) in cells for m in metrics)]
             headers = ["explainer"] + [f"{m} {ARROW[fg[fg['metric'] == m]['direction'].iloc[0]]}" for m in metrics]
             tables.append(f"### {fam}\n\n" + tabulate(table, headers=headers, tablefmt="github"))
+            if fam == "modality":
+                shares = modality_share_markdown(g, info)
+                if shares:
+                    tables.append(shares)
         parts.append(head + "\n\n".join(tables))
     legend = ("Cells: mean [95% bootstrap CI] #rank group within the metric (1 = best; ↑ higher is better, "
               "↓ lower is better; explainers not significantly different by a paired Wilcoxon test, Holm-"

@@ -89,11 +89,58 @@ def family_order(families: pd.Series) -> list[str]:
     return [f for f in FAMILY_ORDER if f in present] + sorted(present - set(FAMILY_ORDER))
 
 
+def unscored(lb: pd.DataFrame) -> pd.Series:
+    """True on the rows of a (task, metric) that no explainer scored on any example (``n`` = 0 for
+    every explainer: e.g. an image localisation metric on a task whose examples have no gold pixels,
+    every example skipped). Such a metric ranks no one: its all-NaN means tie every explainer at rank
+    1, so the summary's family and overall ranks and its "rank 1 in" counts leave it out."""
+    if lb.empty:
+        return pd.Series(False, index=lb.index)
+    return lb.groupby(["task", "metric"], sort=False)["n"].transform("max").fillna(0).eq(0)
+
+
 def explainer_order(g: pd.DataFrame) -> list[str]:
-    """A task's explainers by mean rank over its non-cost metrics, then those with cost rows only."""
-    quality = g[g["family"] != "cost"]
+    """A task's explainers by mean rank over its non-cost metrics (those some explainer scored, see
+    :func:`unscored`), then those with cost rows only."""
+    quality = g[(g["family"] != "cost") & ~unscored(g)]
     order = quality.groupby("explainer", sort=False)["rank"].mean().sort_values(kind="stable").index.tolist()
     return order + [e for e in dict.fromkeys(g["explainer"]) if e not in order]
+
+
+#: the table cell of a metric that skipped every example (it counts in no rank, see :func:`unscored`)
+NOT_SCORED = "not scored: every example skipped"
+#: the metric whose notes hold each explainer's and the model's mean text share
+MODALITY_SHARE = "modality_share_gap"
+
+
+def modality_shares(g: pd.DataFrame, info: dict[str, Any] | None) -> pd.DataFrame:
+    """A task's modality-share table: per explainer with a ``modality_share_gap`` row (in
+    :func:`explainer_order`), the metric's notes from the task's manifest entry ``info``
+    (``info["explainers"][e]["metric_notes"]["modality_share_gap"]``: the mean over the scored
+    examples of the explainer's text share T̂ and of the model's T, and how many examples the model
+    ignores both modalities on) beside the gap's leaderboard row (mean, CI, rank group, counts).
+    Shares the notes lack are NaN; empty when the task has no such rows or no notes at all."""
+    cols = ["explainer", "explainer_text_share", "model_text_share", "n_model_indifferent", "mean", "ci_low",
+            "ci_high", "rank", "rank_group", "n", "n_failed", "n_skipped", "family"]
+    rows = g[g["metric"] == MODALITY_SHARE].set_index("explainer")
+    explainers = (info or {}).get("explainers", {})
+    out = []
+    for e in explainer_order(g):
+        if e not in rows.index:
+            continue
+        notes = (explainers.get(e, {}).get("metric_notes") or {}).get(MODALITY_SHARE) or {}
+        r = rows.loc[e]
+
+        def num(k: str) -> float:
+            v = notes.get(k)
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
+
+        out.append([e, num("explainer_text_share"), num("model_text_share"), num("n_model_indifferent")]
+                   + [r[c] for c in cols[4:]])
+    df = pd.DataFrame(out, columns=cols)
+    if np.isnan(df[["explainer_text_share", "model_text_share"]].to_numpy(dtype=np.float64)).all():
+        return df.iloc[:0]
+    return df
 
 
 def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -101,9 +148,12 @@ def task_summary(lb: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     weighs the same; cost is not quality), ``rank_1`` = "k/M": in k of its M quality metrics the
     explainer's rank group includes 1 (tied for first), the mean random-anchored faithfulness score, seconds per
     example, and whether another explainer is at least as faithful and as cheap (Pareto-dominated).
-    Also the flags of metric families that rank explainers in opposite orders (mean Kendall τ < 0)."""
+    Also the flags of metric families that rank explainers in opposite orders (mean Kendall τ < 0).
+    Metrics no explainer scored (:func:`unscored`) count in none of the ranks; a family left with no
+    scored metric has no rank column for that task."""
     from xbench.results.stats import aggregate_ranks, metric_agreement, pareto_front
 
+    lb = lb[~unscored(lb)]
     if lb.empty:
         return pd.DataFrame(), []
     agg = aggregate_ranks(lb[["task", "explainer", "metric", "rank"]], dict(zip(lb["metric"], lb["family"])))

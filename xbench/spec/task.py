@@ -83,6 +83,8 @@ class TaskSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("path")
+        if d["patch"] is None:  # a multimodal field: absent elsewhere, so other tasks' config hashes stay as they were
+            d.pop("patch")
         return d
 
 
