@@ -137,7 +137,8 @@ def config_from_args(args: argparse.Namespace):
     from xbench.run.config import build_config
 
     return build_config(args.tasks or (), args.suite, _names(args.explainers), _names(args.metrics), n=args.n,
-                        seed=args.seed, cache=not args.no_cache, runtime=runtime_from_args(args))
+                        seed=args.seed, cache=not args.no_cache, runtime=runtime_from_args(args),
+                        chunk=getattr(args, "chunk", None))
 
 
 def runtime_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,6 +156,30 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
     g.add_argument("--batch-size", type=int, help="rows per forward batch (default: the adapter's on the CPU, "
                                                   "sized from free memory on a GPU)")
+
+
+def backend_from_args(args: argparse.Namespace) -> object | None:
+    """The backend ``--backend`` names (None: this process), with its cluster options."""
+    ray_only = [f for f in ("address", "workers", "cpus_per_worker", "retries") if getattr(args, f, None) is not None]
+    if getattr(args, "backend", "local") != "ray":
+        if ray_only:
+            raise XBenchError(f"--{ray_only[0].replace('_', '-')} applies to --backend ray only")
+        return None
+    from xbench.run.backends import RayBackend
+
+    return RayBackend(address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker or 1,
+                      retries=3 if args.retries is None else args.retries)
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backend (where partitions run; docs/performance.md)")
+    g.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local (this process, the default) or ray (the workers of a Ray cluster)")
+    g.add_argument("--address", help="ray: an existing cluster's head (host:port, or auto); default: start a "
+                                     "local one on this machine's cores")
+    g.add_argument("--workers", type=int, help="ray: worker actors (default: the cluster's CPUs / --cpus-per-worker)")
+    g.add_argument("--cpus-per-worker", type=int, help="ray: CPUs (and torch threads) per worker (default 1)")
+    g.add_argument("--retries", type=int, help="ray: runs of a partition again after its worker died (default 3)")
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -176,7 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         from xbench.run.repro import config_of
 
-        given = [f for f in ("tasks", "explainers", "metrics", "n", "out", "shard", "overwrite") if getattr(args, f)]
+        given = [f for f in ("tasks", "explainers", "metrics", "n", "out", "shard", "overwrite", "chunk")
+                 if getattr(args, f)]
         if given or args.suite != "default" or args.seed != 0:
             raise XBenchError("--resume takes its config from the run's manifest; drop "
                               + ", ".join(f"--{f}" if f != "tasks" else "TASK" for f in given or ["suite/seed"]))
@@ -184,11 +210,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = config_of(out)
         cfg.cache = not args.no_cache
         cfg.runtime.update(runtime_from_args(args))
-        runner = Runner(cfg, out, progress=progress, resume=True)
+        runner = Runner(cfg, out, progress=progress, resume=True, backend=backend_from_args(args))
     else:
         cfg = config_from_args(args)
         out = Path(args.out) if args.out else default_out(cfg.suite)
-        runner = Runner(cfg, out, progress=progress, shard=_shard(args.shard), overwrite=args.overwrite)
+        runner = Runner(cfg, out, progress=progress, shard=_shard(args.shard), overwrite=args.overwrite,
+                        backend=backend_from_args(args))
     runner.run()
     if runner.shard is not None:
         print(f"wrote shard {args.shard} to {out}/; put the shards together with `xbench merge OUT SHARD_DIR...`")
@@ -330,8 +357,12 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (config from its manifest)")
     pr.add_argument("--overwrite", action="store_true",
                     help="replace the run in --out (written beside it, swapped in only when finished)")
-    pr.add_argument("--shard", metavar="K/N", help="run only units K, K+N, ... (1-based) of the run; then xbench merge")
+    pr.add_argument("--shard", metavar="K/N", help="run only partitions K, K+N, ... (1-based) of the run; then "
+                                                   "xbench merge")
+    pr.add_argument("--chunk", type=int, metavar="N", help="split each task into partitions of N examples (the unit "
+                                                           "of --shard and of the Ray backend; default: one per task)")
     add_runtime_arguments(pr)
+    add_backend_arguments(pr)
     pr.set_defaults(func=cmd_run)
     pb = sub.add_parser("leaderboard", help="print a run's leaderboard")
     pb.add_argument("run_dir")

@@ -185,6 +185,18 @@ def _ids(rows: list[dict] | None, data: Any, ident: str | None) -> list[str]:
     return [str(r[ident]) for r in rows] if ident else [str(i) for i in range(len(rows))]
 
 
+def _backend(backend: Any) -> Any:
+    if backend is None or backend == "local":
+        return None
+    if backend == "ray":
+        from xbench.run.backends import RayBackend
+
+        return RayBackend()
+    if hasattr(backend, "execute") and hasattr(backend, "describe"):
+        return backend
+    raise XBenchError(f"backend={backend!r}: expected 'local', 'ray' or a backend object (xbench.run.backends)")
+
+
 def evaluate(model: Any, data: Any, *, tokenizer: Any = None, explainers: Any = None,
              attributions: Mapping[str, Any] | None = None, metrics: Any = None, suite: str = "quick",
              name: str = "custom", text: str = "text", x: str = "x", label: str = "label",
@@ -195,7 +207,7 @@ def evaluate(model: Any, data: Any, *, tokenizer: Any = None, explainers: Any = 
              model_kwargs: Mapping[str, Any] | None = None, save_model: bool | str = "auto", n: int | None = None,
              seed: int = 0, device: str | None = "auto", dtype: str | None = None, threads: int | None = None,
              batch_size: int | None = None, out: str | Path | None = None, progress: bool = False,
-             cache: bool = False) -> Results:
+             cache: bool = False, backend: Any = None, chunk: int | None = None) -> Results:
     """Evaluate explainers of ``model`` on ``data`` with the metrics of ``suite`` (or ``metrics``), and
     return the :class:`~xbench.api.results.Results` (a run directory: ``out``, or a new temporary one).
 
@@ -213,12 +225,17 @@ def evaluate(model: Any, data: Any, *, tokenizer: Any = None, explainers: Any = 
       rows a tabular baseline is computed from (default: the evaluated rows).
     - ``device``, ``dtype``, ``threads``, ``batch_size``: where and how the model runs.
     - ``n``: evaluate the first n examples (default: all).
+    - ``backend``: ``"local"`` (default: this process), ``"ray"`` (a local Ray instance on this
+      machine's cores) or a :class:`~xbench.run.backends.RayBackend` (e.g. with an ``address``);
+      ``chunk``: examples per partition, the unit of work the backend spreads (see
+      docs/performance.md). The scores do not depend on the backend.
     """
     from xbench.core import progress as bars
     from xbench.run.config import build_config
     from xbench.run.runner import Runner
 
     t0 = time.time()
+    chosen_backend = _backend(backend)
     rows = None if isinstance(data, tuple) else _rows(data)
     if rows is not None and not rows:
         raise XBenchError("data: no examples")
@@ -248,11 +265,12 @@ def evaluate(model: Any, data: Any, *, tokenizer: Any = None, explainers: Any = 
     runtime = {k: v for k, v in {"device": device, "dtype": dtype, "threads": threads,
                                  "batch_size": batch_size}.items() if v is not None}
     cfg = build_config([str(inputs / f"{name}.yaml")], metrics if metrics is not None else suite, entries,
-                       n=n or len(ids), seed=seed, cache=cache, runtime=runtime)
+                       n=n or len(ids), seed=seed, cache=cache, runtime=runtime, chunk=chunk)
     if isinstance(metrics, str):
         cfg.suite = metrics
     runner = Runner(cfg, out, progress=progress, log=None if progress else (lambda msg: None),
-                    models={name: (model, tokenizer, {"live": True, "recorded_as": md})})
+                    models={name: (model, tokenizer, {"live": True, "recorded_as": md})},
+                    backend=chosen_backend)
     with bars.switched(progress):
         runner.run()
     res = Results(out, runner.failures)

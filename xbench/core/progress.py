@@ -56,6 +56,11 @@ class Counter:
         if self._bar is not None:
             self._bar.update(n)
 
+    def note(self, text: str) -> None:
+        """A short status after the counts (e.g. rates, retries)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

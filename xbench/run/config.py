@@ -45,6 +45,25 @@ class WorkUnit:
                    d["n"], d["seed"])
 
 
+@dataclass(frozen=True)
+class Partition:
+    """One piece of a run: examples ``lo:hi`` of one task (all of them when not ``chunked``), with
+    every explainer and metric of the config. The unit of work of every backend and of ``--shard``."""
+
+    task: str
+    index: int
+    lo: int
+    hi: int | None
+    chunked: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}#{self.index}" if self.chunked else self.task
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class RunConfig:
     tasks: list[TaskSpec]
@@ -57,12 +76,33 @@ class RunConfig:
     #: where and how to run (device, dtype, threads, batch size): recorded in the manifest, not hashed,
     #: so a run on a GPU and one on the CPU share their config
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: examples per partition (:meth:`partitions`); None: each task is one partition. Part of what a
+    #: run computes (the perturbation engine's batches are a partition's), so it is in the hash when set
+    chunk: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"suite": self.suite, "n": self.n, "seed": self.seed,
-                "tasks": [t.to_dict() for t in self.tasks],
-                "explainers": [[n, {**Explainer.registry.get(n).params, **p}] for n, p in self.explainers],
-                "metrics": [[n, {**Metric.registry.get(n).params, **p}] for n, p in self.metrics]}
+        d = {"suite": self.suite, "n": self.n, "seed": self.seed,
+             "tasks": [t.to_dict() for t in self.tasks],
+             "explainers": [[n, {**Explainer.registry.get(n).params, **p}] for n, p in self.explainers],
+             "metrics": [[n, {**Metric.registry.get(n).params, **p}] for n, p in self.metrics]}
+        if self.chunk is not None:  # left out when unset: configs from before chunks keep their hash
+            d["chunk"] = self.chunk
+        return d
+
+    def partitions(self, counts: Mapping[str, int]) -> list["Partition"]:
+        """The run's partitions, in config order: per task, its examples in chunks of ``chunk``
+        (``counts``: examples per task, needed only when ``chunk`` is set), each with all of the
+        task's explainers, so one engine pass serves every explainer and metric of a chunk. Every
+        backend and ``--shard`` use this partition; a partition computes the same numbers wherever
+        it runs."""
+        return [p for t in self.tasks for p in self.task_partitions(t.name, counts.get(t.name, 0))]
+
+    def task_partitions(self, task: str, total: int) -> list["Partition"]:
+        """One task's partitions: the whole task, or its ``total`` examples in chunks of ``chunk``."""
+        if self.chunk is None:
+            return [Partition(task, 0, 0, None, False)]
+        return [Partition(task, k, lo, min(lo + self.chunk, total), True)
+                for k, lo in enumerate(range(0, max(total, 1), self.chunk))]
 
     def units(self) -> list[WorkUnit]:
         return [WorkUnit(t.to_dict(), e, p, self.metrics, self.n, self.seed)
@@ -72,9 +112,11 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any], where: str = "manifest.json") -> "RunConfig":
         """Inverse of :meth:`to_dict` (e.g. a manifest's ``config``): tasks validated like task files."""
         try:
+            chunk = d.get("chunk")
             return cls([spec_from_dict(t, f"{where}: config.tasks[{i}]") for i, t in enumerate(d["tasks"])],
                        [(n, dict(p)) for n, p in d["explainers"]], [(n, dict(p)) for n, p in d["metrics"]],
-                       n=d.get("n"), seed=int(d.get("seed", 0)), suite=d.get("suite", "custom"))
+                       n=d.get("n"), seed=int(d.get("seed", 0)), suite=d.get("suite", "custom"),
+                       chunk=None if chunk is None else int(chunk))
         except (KeyError, TypeError, ValueError) as e:
             raise XBenchError(f"{where}: field 'config' is not a run configuration ({type(e).__name__}: {e})") from e
 
@@ -209,7 +251,8 @@ def _task(t: Any) -> TaskSpec:
 
 def build_config(tasks: Sequence[Any] = (), suite: str | Sequence[Any] = "default", explainers: Any = None,
                  metrics: Any = None, n: int | None = None, seed: int = 0, cache: bool = True,
-                 builtin_explainers: bool = False, runtime: Mapping[str, Any] | None = None) -> RunConfig:
+                 builtin_explainers: bool = False, runtime: Mapping[str, Any] | None = None,
+                 chunk: int | None = None) -> RunConfig:
     """The one way names become a :class:`RunConfig` (CLI, pytest plugin, ``publish``, Python API).
 
     - ``tasks``: names, task YAML paths, task mappings or :class:`TaskSpec`; none: the default
@@ -220,7 +263,9 @@ def build_config(tasks: Sequence[Any] = (), suite: str | Sequence[Any] = "defaul
       name takes the suite's parameters for it;
     - ``builtin_explainers``: with ``explainers: all``, xbench's own explainers only (what a published
       leaderboard means does not depend on plugins registered in the process);
-    - ``n``: examples per task (default: the suite's, else all).
+    - ``n``: examples per task (default: the suite's, else all);
+    - ``chunk``: examples per partition (default: one partition per task); the unit of work of the
+      Ray backend and of ``--shard``.
     """
     if isinstance(suite, str):
         s = load_suite(suite)
@@ -244,5 +289,7 @@ def build_config(tasks: Sequence[Any] = (), suite: str | Sequence[Any] = "defaul
         raise XBenchError("name at least one metric")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
         raise XBenchError("--n must be a positive integer")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0):
+        raise XBenchError(f"--chunk {chunk!r}: expected a positive integer (examples per partition)")
     return RunConfig(specs, chosen, chosen_metrics, n=n or s.n, seed=seed, suite=s.name, cache=cache,
-                     runtime=dict(runtime or {}))
+                     runtime=dict(runtime or {}), chunk=chunk)

@@ -139,9 +139,14 @@ def merge(out: Path, shards: list[Path], progress: bool = False) -> Path:
             t["explainers"].update(info.get("explainers", {}))
             t["explainers_not_applicable"] += [e for e in info.get("explainers_not_applicable", [])
                                                if e not in t["explainers_not_applicable"]]
-        for sub in ("scores", "explanations", "curves", "examples"):
+        for sub in ("scores", "explanations", "curves", "examples", "parts"):
             src = Path(s) / sub
             if src.exists():
                 shutil.copytree(src, out / sub, dirs_exist_ok=True)
     merged["wall_seconds"] = round(sum(float(m.get("wall_seconds") or 0) for m in manifests), 2)
-    return Runner(cfg, out, progress=progress).finish(merged, merged["wall_seconds"])
+    runner = Runner(cfg, out, progress=progress)
+    for spec in cfg.tasks:  # a chunked task whose chunks ran in different shards is joined here
+        if cfg.chunk is not None and not runner.task_done(merged, spec) and not runner.assemble(spec, merged):
+            raise XBenchError(f"merge: task {spec.name}: some of its partitions are in none of the shards "
+                              f"(parts/{spec.name}/); merge every shard of the run")
+    return runner.finish(merged, merged["wall_seconds"])

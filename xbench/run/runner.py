@@ -8,6 +8,7 @@ layout is :class:`xbench.results.rundir.RunDir`'s.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -15,7 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from xbench.report.tables import agreement_markdown
 from xbench.results.agreement import agreement
 from xbench.results.leaderboard import SCORE_COLUMNS, read_scores
 from xbench.results.rundir import RunDir
-from xbench.run.config import RunConfig, WorkUnit, git_commit, versions
+from xbench.run.config import Partition, RunConfig, WorkUnit, git_commit, versions
 from xbench.spec.task import TaskSpec
 from xbench.tasks.catalogue import spec_from_dict
 from xbench.tasks.task import Task, check_available, load_task, targets_for, weights_hash
@@ -77,6 +78,102 @@ def curves_arrays(task: Task, results: list[MetricResult]) -> dict[str, np.ndarr
     return arrays
 
 
+@dataclasses.dataclass
+class UnitResult:
+    """One explainer's results on one partition: per-example scores, attributions, curves."""
+
+    explainer: str
+    scores: pd.DataFrame
+    explanations: Explanations
+    curves: dict[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class PartResult:
+    """What computing a partition gives (:meth:`Runner.compute`): plain data, moved between
+    processes as it is (a Ray object) and written by :meth:`Runner.write_part`."""
+
+    partition: Partition
+    tinfo: dict[str, Any]
+    units: list[UnitResult]
+    examples: dict[str, Any]
+    messages: list[tuple[Any, str]]
+    n_correct: int
+    n: int
+    worker: dict[str, Any]
+
+
+def _join_costs(costs: list[dict[str, Any]], ns: list[int]) -> dict[str, Any]:
+    """Metric costs of one metric over chunks: per-example figures weighted by the chunks' sizes,
+    counts summed."""
+    out = dict(costs[0])
+    total = max(1, sum(ns))
+    for k, v in costs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = [c.get(k, 0) or 0 for c in costs]
+            out[k] = (sum(v * n for v, n in zip(vals, ns)) / total if k.endswith("_per_example") else sum(vals))
+    return out
+
+
+def join_entries(entries: list[dict[str, Any]], chunk: int | None) -> dict[str, Any]:
+    """One task's manifest entry from its chunks' (``parts/<task>/<k>/entry.json``): the slice-level
+    fields (identical in every chunk) once, accuracy over all examples, engine counts and seconds
+    summed, each explainer's failures and cache keys in chunk order, its metric costs joined."""
+    first = entries[0]["tinfo"]
+    ns = [int(e["n"]) for e in entries]
+    out = {k: v for k, v in first.items() if k not in ("explainers", "engine", "seconds")}
+    out["accuracy_on_slice"] = sum(int(e["n_correct"]) for e in entries) / max(1, sum(ns))
+    out["explainers_not_applicable"] = list(dict.fromkeys(x for e in entries
+                                                          for x in e["tinfo"]["explainers_not_applicable"]))
+    out["explainers"] = {}
+    for name in first["explainers"]:
+        chunks = [e["tinfo"]["explainers"][name] for e in entries]
+        m = dict(chunks[0])
+        m["cache_key"] = [c.get("cache_key") for c in chunks]
+        m["cache"] = "hit" if all(c.get("cache") == "hit" for c in chunks) else "miss"
+        m["failures"] = [f for c in chunks for f in c.get("failures", [])]
+        m["metrics_not_applicable"] = list(dict.fromkeys(x for c in chunks for x in c.get("metrics_not_applicable", [])))
+        notes: dict[str, Any] = {}
+        for c in chunks:
+            for k, v in (c.get("metric_notes") or {}).items():
+                notes.setdefault(k, v)
+        if notes:
+            m["metric_notes"] = notes
+        m["metric_cost"] = {k: _join_costs([c["metric_cost"][k] for c in chunks], ns)
+                            for k in chunks[0].get("metric_cost", {})}
+        out["explainers"][name] = m
+    shared = [e["tinfo"]["engine"]["shared_pass"] for e in entries]
+    out["engine"] = {"shared_pass": {k: (round(sum(s[k] for s in shared), 4) if k == "seconds" else
+                                         sum(s[k] for s in shared)) for k in shared[0]},
+                     "requested": sum(e["tinfo"]["engine"]["requested"] for e in entries),
+                     "unique": sum(e["tinfo"]["engine"]["unique"] for e in entries)}
+    out["seconds"] = round(sum(e["tinfo"]["seconds"] for e in entries), 2)
+    out["partitions"] = {"chunk": chunk, "count": len(entries), "workers": [e["worker"] for e in entries]}
+    return out
+
+
+class LocalBackend:
+    """Every partition in this process, one after another (the default)."""
+
+    name = "local"
+
+    def describe(self, before: dict | None = None) -> dict[str, Any]:
+        return {"name": "local"}
+
+    def check(self) -> None:
+        pass
+
+    def count(self, runner: "Runner", spec: TaskSpec) -> int:
+        return len(runner.load(spec)[0].examples)
+
+    def execute(self, runner: "Runner", todo: list) -> Iterator["PartResult"]:
+        for part, units, before in todo:
+            yield runner.compute(part, units, before, runner._spec(part.task))
+
+    def close(self) -> None:
+        pass
+
+
 class Runner:
     """Runs a :class:`RunConfig` into a run directory, one work unit (task x explainer) at a time.
 
@@ -91,7 +188,8 @@ class Runner:
 
     def __init__(self, config: RunConfig, out: Path, progress: bool = True, log: Any = None,
                  resume: bool = False, shard: tuple[int, int] | None = None,
-                 models: dict[str, tuple[Any, Any, dict]] | None = None, overwrite: bool = False) -> None:
+                 models: dict[str, tuple[Any, Any, dict]] | None = None, overwrite: bool = False,
+                 backend: Any = None) -> None:
         self.config, self.out, self.progress = config, Path(out), progress
         self.dir = RunDir(self.out)
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -105,6 +203,10 @@ class Runner:
         #: live models by task name, ``(model, tokenizer, info)``, used instead of the task's model source
         #: (the Python API's); the spec still says how to load the model again (reproduce)
         self.models = dict(models or {})
+        #: where partitions run (:class:`LocalBackend`, or :mod:`xbench.run.backends`' Ray backend)
+        self.backend = backend
+        self._tasks: dict[str, tuple[Task, str]] = {}
+        self._messages: list[tuple[Any, str]] = []
 
     def explain(self, task: Task, explainer: Explainer, targets: np.ndarray, model_hash: str,
                 seed: int) -> Explanations:
@@ -138,12 +240,47 @@ class Runner:
     def unit_path(self, kind: str, task: str, explainer: str) -> Path:
         return self.dir.unit(kind, task, explainer)
 
-    def my_units(self) -> list[WorkUnit]:
-        units = self.config.units()
-        if self.shard is None:
-            return units
-        k, n = self.shard
-        return [u for i, u in enumerate(units) if i % n == k - 1]
+    def task_done(self, manifest: dict[str, Any], spec: TaskSpec) -> bool:
+        return all(self.done(manifest, u, spec.name) for u in self.units_of(spec))
+
+    def units_of(self, spec: TaskSpec) -> list[WorkUnit]:
+        d = spec.to_dict()
+        return [u for u in self.config.units() if u.task == d]
+
+    def plan(self, manifest: dict[str, Any]) -> list[tuple[Partition, list[WorkUnit], dict | None]]:
+        """What is left to compute in this process's share of the run: ``(partition, units, the
+        task's manifest entry so far)``. The partition (:meth:`RunConfig.partitions`) is the same
+        for every backend; ``shard=(k, n)`` takes partitions k-1, k-1+n, ... of it (in config
+        order), so a shard and a worker compute a partition the same way."""
+        cfg, specs = self.config, {t.name: t for t in self.config.tasks}
+        counts: dict[str, int] = {}
+        if cfg.chunk is not None:
+            for t in cfg.tasks:
+                known = manifest["tasks"].get(t.name, {}).get("n_examples")
+                counts[t.name] = int(known) if known is not None else self._backend().count(self, t)
+        parts = cfg.partitions(counts)
+        if self.shard is not None:
+            k, n = self.shard
+            if n > len(parts):
+                raise XBenchError(f"--shard {k}/{n}: the run has {len(parts)} partition(s) (one per task"
+                                  f"{'' if cfg.chunk is None else f', in chunks of {cfg.chunk} examples'}); "
+                                  f"use at most {len(parts)} shards, or split tasks with --chunk N")
+            parts = [p for i, p in enumerate(parts) if i % n == k - 1]
+        todo = []
+        for p in parts:
+            spec = specs[p.task]
+            if not p.chunked:
+                units = [u for u in self.units_of(spec) if not self.done(manifest, u, spec.name)]
+                if units:
+                    todo.append((p, units, manifest["tasks"].get(spec.name)))
+            elif not self.task_done(manifest, spec) and not self.part_done(p):
+                todo.append((p, self.units_of(spec), None))
+        return todo
+
+    def _backend(self) -> Any:
+        if self.backend is None:
+            self.backend = LocalBackend()
+        return self.backend
 
     def _start_manifest(self) -> dict[str, Any]:
         cfg, out, rd = self.config, self.out, self.dir
@@ -198,6 +335,10 @@ class Runner:
         cfg = self.config
         # before anything is written: a task that cannot run here leaves no run dir
         check_available(cfg.tasks, live_models=set(self.models))
+        backend = self._backend()
+        backend.check()
+        if self.shard is not None and cfg.chunk is None and self.shard[1] > len(cfg.tasks):
+            self.plan({"tasks": {}})  # the one-line error, before anything is written
         self.runtime = self.runtime or Runtime.create(**cfg.runtime)
         final = self._claim()
         out = self.out
@@ -207,18 +348,30 @@ class Runner:
         manifest["hardware"]["torch_threads"] = self.runtime.threads
         manifest["runtime"] = self.runtime.describe()
         self.dir.write_manifest(manifest)
-        units = self.my_units()
 
         def save() -> None:
             manifest["runtime"] = self.runtime.describe()
+            manifest["backend"] = backend.describe(manifest.get("backend"))
             self.dir.write_manifest(manifest)
 
-        with progress_bars.switched(self.progress):
-            for spec in cfg.tasks:
-                mine = [u for u in units if u.task == spec.to_dict() and not self.done(manifest, u, spec.name)]
-                if mine:
-                    self.run_units(mine, manifest["tasks"], spec, on_unit=save)
+        try:
+            with progress_bars.switched(self.progress):
+                todo = self.plan(manifest)
                 save()
+                for res in backend.execute(self, todo):
+                    self.write_part(res, manifest, save)
+                    if res.partition.chunked:
+                        self.assemble(self._spec(res.partition.task), manifest, save)
+                    save()
+                for spec in cfg.tasks:  # chunks all done before (a resumed or merged run)
+                    if cfg.chunk is not None and not self.task_done(manifest, spec):
+                        self.assemble(spec, manifest, save)
+                save()
+        except BaseException:
+            save()  # what finished so far, and the backend's retries, before the error goes up
+            raise
+        finally:
+            backend.close()
         seconds = round(time.time() - t_start, 2)  # this process's time (a resumed run: since the resume)
         if self.shard is not None:
             manifest.update(status="shard-complete", wall_seconds=seconds)
@@ -234,11 +387,17 @@ class Runner:
             self.out, self.dir = final, RunDir(final)
         return self.out
 
+    def _spec(self, name: str) -> TaskSpec:
+        return next(t for t in self.config.tasks if t.name == name)
+
     def finish(self, manifest: dict[str, Any], wall_seconds: float | None = None) -> Path:
         """Build the run-level files from the per-unit files, in config order; mark the run complete."""
         from xbench.report.tables import write_leaderboard
 
         out, rd = self.out, self.dir
+        order = [t.name for t in self.config.tasks]  # partitions finish in any order; the manifest lists config order
+        manifest["tasks"] = dict(sorted(manifest.get("tasks", {}).items(),
+                                        key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
         frames, agree, failures = [], [], []
         for spec in self.config.tasks:
             tinfo = manifest["tasks"].get(spec.name, {})
@@ -279,40 +438,52 @@ class Runner:
         rd.write_manifest(manifest)
         return out
 
-    def run_units(self, units: list[WorkUnit], info: dict[str, Any], spec: TaskSpec | None = None,
-                  on_unit: Any = None) -> pd.DataFrame:
-        """Execute work units of one task, sharing its model and perturbation engine.
+    # ------------------------------------------------------------------ partitions
 
-        A single unit, e.g. one rebuilt with ``WorkUnit.from_dict`` on another machine, runs the same
-        way and gives the same per-example scores as it does among all the others.
-        """
+    def load(self, spec: TaskSpec) -> tuple[Task, str]:
+        """The task (model, data) and its weights hash, loaded once per process and kept: every
+        partition of the task that runs here shares it (a Ray worker keeps its tasks the same way)."""
+        key = json.dumps(spec.to_dict(), sort_keys=True)
+        got = self._tasks.get(key)
+        if got is None:
+            self.runtime = self.runtime or Runtime.create(**self.config.runtime)
+            task = load_task(spec, self.config.n, self.runtime, self.models.get(spec.name))
+            got = self._tasks[key] = (task, weights_hash(task.model.model))
+        return got
+
+    def compute(self, part: Partition, units: list[WorkUnit], before: dict[str, Any] | None = None,
+                spec: TaskSpec | None = None) -> PartResult:
+        """Explain and score one partition: its examples, every unit (explainer) given, one shared
+        perturbation engine. Writes nothing but the attribution cache; the result is plain data
+        (:class:`PartResult`) that :meth:`write_part` writes, here or on the machine that asked."""
         if len({json.dumps(u.task, sort_keys=True) for u in units}) != 1 or len({(u.n, u.seed) for u in units}) != 1:
-            raise ValueError("run_units takes units of one task, with one n and one seed")
+            raise ValueError("compute takes units of one task, with one n and one seed")
         spec = spec or spec_from_dict(units[0].task)
-        n, seed = units[0].n, units[0].seed
-        self.runtime = self.runtime or Runtime.create(**self.config.runtime)
+        seed = units[0].seed
         t0 = time.perf_counter()
-        task = load_task(spec, n, self.runtime, self.models.get(spec.name))
+        whole, model_hash = self.load(spec)
+        task = whole if not part.chunked else dataclasses.replace(whole, examples=whole.examples[part.lo:part.hi])
         engine = task.engine()
         f0 = task.model.n_forward
         targets, pred, probs = targets_for(task, engine)
         targets_passes = task.model.n_forward - f0
-        model_hash = weights_hash(task.model.model)
-        acc = float(np.mean(pred == np.array([ex.label for ex in task.examples])))
-        before = info.get(spec.name, {})  # a resumed task keeps its finished units' entries
-        tinfo = info[spec.name] = {
-            "spec_path": spec.path, "n_examples": len(task.examples), "fingerprint": task.fingerprint(),
-            "model_weights_sha256": model_hash, "model": task.info["model"], "accuracy_on_slice": acc,
-            "load_seconds": task.info["load_seconds"],
+        n_correct = int(np.sum(pred == np.array([ex.label for ex in task.examples])))
+        before = before or {}  # a resumed task keeps its finished units' entries
+        tinfo = {
+            "spec_path": spec.path, "n_examples": len(whole.examples), "fingerprint": whole.fingerprint(),
+            "model_weights_sha256": model_hash, "model": whole.info["model"],
+            "accuracy_on_slice": n_correct / max(1, len(task.examples)),
+            "load_seconds": whole.info["load_seconds"],
             "replacement": task.removal.name, "granularity": spec.granularity, "target": spec.target,
             "removal": task.removal.describe(), "explained": task.target.describe(),
-            "explainers": dict(before.get("explainers", {})), "n_truncated": sum(ex.truncated for ex in task.examples),
+            "explainers": dict(before.get("explainers", {})), "n_truncated": sum(ex.truncated for ex in whole.examples),
         }
         if before and before.get("fingerprint") != tinfo["fingerprint"]:
             raise XBenchError(f"task {spec.name}: the data slice changed since the run started (fingerprint "
                               f"{before.get('fingerprint')} -> {tinfo['fingerprint']}); start a new run")
         if before and before.get("model_weights_sha256") != model_hash:
             raise XBenchError(f"task {spec.name}: the model weights changed since the run started; start a new run")
+        self._messages = []
         # phase 1: explain, then let every metric submit its perturbations
         scoring = Scoring(task, targets, engine, seed)
         planned: list[tuple[Explainer, Planned]] = []
@@ -336,9 +507,8 @@ class Runner:
         tinfo["engine"] = {"shared_pass": {"requested": engine.n_requested, "unique": engine.n_unique,
                                            "forward_passes": shared["forward_passes"] + targets_passes,
                                            "seconds": shared["seconds"]}}
-        # phase 3: score and write each unit atomically, its scores file last (it marks the unit done)
-        self.dir.write_json(f"examples/{spec.name}.json", example_records(task, targets, probs))
-        frames = []
+        # phase 3: score each unit
+        results = []
         for explainer, plan in planned:
             rows = []
             for r in scoring.score(plan, self.progress):
@@ -357,20 +527,111 @@ class Runner:
             entry = tinfo["explainers"][explainer.name]
             entry["metric_cost"] = {r.name: r.cost for r in plan.results}
             entry["failures"] = entry.get("failures", []) + self._take_failures()
-            df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-            plan.explanations.save(self.unit_path("explanations", spec.name, explainer.name))
-            curves = curves_arrays(task, plan.results)
-            if curves:
-                self.dir.write(f"curves/{spec.name}/{explainer.name}.npz",
-                               lambda f: np.savez(f, ids=np.array([ex.id for ex in task.examples], dtype=str),
-                                                  **curves), mode="wb")
-            if on_unit is not None:
-                on_unit()  # the manifest, with this unit's entry, before its scores file
-            self.dir.write(f"scores/{spec.name}/{explainer.name}.csv", lambda f: df.to_csv(f, index=False))
-            frames.append(df)
+            results.append(UnitResult(explainer.name, pd.DataFrame(rows, columns=SCORE_COLUMNS), plan.explanations,
+                                      curves_arrays(task, plan.results)))
         # metrics that search (normalised AOPC bounds) or sample (infidelity) add inputs while scoring
         tinfo["engine"].update(requested=engine.n_requested, unique=engine.n_unique)
         tinfo["seconds"] = round(time.perf_counter() - t0, 2)
+        return PartResult(part, tinfo, results, example_records(task, targets, probs), self._messages,
+                          n_correct, len(task.examples),
+                          {"host": platform.node(), "pid": os.getpid(), "seconds": tinfo["seconds"]})
+
+    def part_dir(self, part: Partition) -> str:
+        return f"parts/{part.task}/{part.index}"
+
+    def part_done(self, part: Partition) -> bool:
+        return (self.dir / self.part_dir(part) / "entry.json").exists()
+
+    def write_part(self, res: PartResult, manifest: dict[str, Any], save: Any = None) -> None:
+        """Write a partition's results. A whole task: its unit files (explanations, curves, then the
+        manifest with the unit's entry, then the scores file last: it marks the unit done). A chunk:
+        the same files under ``parts/<task>/<k>/``, its manifest entry ``entry.json`` last (it marks
+        the chunk done); :meth:`assemble` joins a task's chunks when all are there."""
+        part, name = res.partition, res.partition.task
+        for once, msg in res.messages:
+            self._log_failure(once, msg)
+        if not part.chunked:
+            manifest["tasks"][name] = res.tinfo
+            self.dir.write_json(f"examples/{name}.json", res.examples)
+            self._write_units(name, res.units, save)
+            return
+        base = self.part_dir(part)
+        for u in res.units:
+            u.explanations.save(self.dir / base / "explanations" / f"{u.explainer}.npz")
+            if u.curves:
+                self._write_curves(f"{base}/curves/{u.explainer}.npz", u.explanations.example_ids, u.curves)
+            self.dir.write(f"{base}/scores/{u.explainer}.csv", lambda f, u=u: u.scores.to_csv(f, index=False))
+        self.dir.write_json(f"{base}/examples.json", res.examples)
+        self.dir.write_json(f"{base}/entry.json", {"partition": part.to_dict(), "tinfo": res.tinfo,
+                                                   "n_correct": res.n_correct, "n": res.n, "worker": res.worker,
+                                                   "explainers": [u.explainer for u in res.units]})
+
+    def _write_curves(self, name: str, ids: list[str], curves: dict[str, np.ndarray]) -> None:
+        self.dir.write(name, lambda f: np.savez(f, ids=np.array(ids, dtype=str), **curves), mode="wb")
+
+    def _write_units(self, task: str, units: list[UnitResult], save: Any = None) -> None:
+        for u in units:
+            u.explanations.save(self.unit_path("explanations", task, u.explainer))
+            if u.curves:
+                self._write_curves(f"curves/{task}/{u.explainer}.npz", u.explanations.example_ids, u.curves)
+            if save is not None:
+                save()  # the manifest, with this unit's entry, before its scores file
+            self.dir.write(f"scores/{task}/{u.explainer}.csv", lambda f, u=u: u.scores.to_csv(f, index=False))
+
+    def assemble(self, spec: TaskSpec, manifest: dict[str, Any], save: Any = None) -> bool:
+        """Join a chunked task's partitions into its unit files (scores, explanations, curves and
+        examples in example order) and one manifest entry, once every chunk is done; then remove
+        ``parts/<task>``. Returns whether the task is complete."""
+        found = sorted((self.dir / "parts" / spec.name).glob("*/entry.json"))
+        if not found:
+            return False
+        total = json.loads(found[0].read_text())["tinfo"]["n_examples"]
+        parts = self.config.task_partitions(spec.name, total)
+        if not all(self.part_done(p) for p in parts):
+            return False
+        entries = [json.loads((self.dir / self.part_dir(p) / "entry.json").read_text()) for p in parts]
+        names = [e for e, _ in self.config.explainers if e in set(entries[0]["explainers"])]
+        units = []
+        for e in names:
+            dirs = [self.dir / self.part_dir(p) for p in parts]
+            scores = pd.concat([read_scores(d / "scores" / f"{e}.csv") for d in dirs], ignore_index=True)
+            ex = [Explanations.load(d / "explanations" / f"{e}.npz", e, {}, {}) for d in dirs]
+            joined = Explanations(e, {}, sum((x.example_ids for x in ex), []), sum((x.attributions for x in ex), []),
+                                  *(np.concatenate([getattr(x, f) for x in ex]) for f in ("seconds", "forward",
+                                                                                          "backward")),
+                                  {}, np.concatenate([x.memory for x in ex]), sum((x.errors for x in ex), []),
+                                  np.concatenate([x.tokens for x in ex]))
+            curves: dict[str, np.ndarray] = {}
+            files = [d / "curves" / f"{e}.npz" for d in dirs]
+            if all(f.exists() for f in files):
+                loaded = [dict(np.load(f, allow_pickle=False)) for f in files]
+                for key in loaded[0]:
+                    if key == "ids":
+                        continue
+                    width = max(z[key].shape[1] for z in loaded)
+                    curves[key] = np.concatenate([np.pad(z[key], ((0, 0), (0, width - z[key].shape[1])),
+                                                         constant_values=np.nan) for z in loaded])
+            units.append(UnitResult(e, scores, joined, curves))
+        manifest["tasks"][spec.name] = join_entries(entries, self.config.chunk)
+        records = [json.loads((self.dir / self.part_dir(p) / "examples.json").read_text()) for p in parts]
+        self.dir.write_json(f"examples/{spec.name}.json",
+                            {**records[0], "examples": sum((r["examples"] for r in records), [])})
+        self._write_units(spec.name, units, save)
+        shutil.rmtree(self.dir / "parts" / spec.name, ignore_errors=True)
+        if not any((self.dir / "parts").iterdir()):
+            (self.dir / "parts").rmdir()
+        return True
+
+    def run_units(self, units: list[WorkUnit], info: dict[str, Any], spec: TaskSpec | None = None,
+                  on_unit: Any = None) -> pd.DataFrame:
+        """Execute work units of one task as one partition (the whole task), sharing its model and
+        perturbation engine, and write their files. A single unit, e.g. one rebuilt with
+        ``WorkUnit.from_dict`` on another machine, gives the same per-example scores as it does
+        among all the others."""
+        spec = spec or spec_from_dict(units[0].task)
+        res = self.compute(Partition(spec.name, 0, 0, None, False), units, info.get(spec.name), spec)
+        self.write_part(res, {"tasks": info}, on_unit)
+        frames = [u.scores for u in res.units]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
 
     def _report_bad(self, spec: TaskSpec, name: str, plan: Planned) -> None:
@@ -385,10 +646,15 @@ class Runner:
                        f"example(s), first {ctx.task.examples[bad[0]].id}; counted in n_failed")
 
     def _fail(self, msg: str, once: Any = None) -> None:
-        """Report a problem now (once per ``once`` key) and keep it with the current unit's manifest
-        entry, so a resumed or merged run lists the same problems."""
+        """Record a problem with the current unit's manifest entry (so a resumed or merged run lists
+        the same problems) and with the partition's result, which reports it when it is written."""
         self._unit_failures.append((list(once) if isinstance(once, tuple) else once, msg))
+        self._messages.append((once, msg))
+
+    def _log_failure(self, once: Any, msg: str) -> None:
+        """Report a problem now, once per ``once`` key."""
         if once is not None:
+            once = tuple(once) if isinstance(once, list) else once
             if once in self._seen:
                 return
             self._seen.add(once)
