@@ -12,10 +12,15 @@ Procedure (one task, default ``synthetic-sentiment``):
    runner primes it, the metric phase is timed as ``Runner.run_task`` / ``run_units``
    runs it:
 
-   - *plan*: build a ``Context`` per explainer (it resubmits the full inputs), the
-     runner's NaN check (``ctx.valid``), and ``m.plan(ctx)`` for every metric of the suite;
+   - *plan*: ``Scoring.plan`` per explainer, with fresh metric instances (it builds the
+     ``Context``, which resubmits the full inputs, and calls ``m.plan(ctx)`` for every metric of
+     the suite that applies to the explainer), and the runner's NaN check (``ctx.valid``);
    - *engine.run*: the one deduplicated, length-sorted, batched pass;
-   - *score*: ``m.score(ctx, states)`` for every (explainer, metric).
+   - *score*: ``Scoring.score`` per explainer (``m.score(ctx, states)`` for every metric).
+
+   As in the runner, explainers that do not apply to the task (``grad_cam`` on a text model) are
+   left out, and so are metrics that apply to none of the explainers (the plausibility metrics on a
+   task without rationales); both are listed.
 
 3. Then, for exactly the unique inputs that timed ``engine.run`` evaluated (same
    length-sorted order, same batch size), the padded ``input_ids`` /
@@ -93,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     from xbench.core.cache import cache_dir
     from xbench.run.config import load_suite
     from xbench.explainers.base import Explainer
-    from xbench.metrics.base import Context, Metric
+    from xbench.metrics.base import Metric
+    from xbench.metrics.scoring import Scoring
     from xbench.run.config import RunConfig
     from xbench.run.runner import Runner
     from xbench.tasks.task import targets_for, weights_hash
@@ -111,14 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         for e, _ in explainers:
             Explainer.registry.get(e)
     metric_objs = [Metric.registry.get(m)(**p) for m, p in suite.metrics]
-    skipped = [m.name for m in metric_objs if "rationale" in m.needs and not spec.rationale]
-    metric_objs = [m for m in metric_objs if m.name not in skipped]
 
     # -- setup (untimed) ------------------------------------------------------------------
     t0 = time.perf_counter()
     task = load_task(spec, n)
     load_s = time.perf_counter() - t0
     model = task.model
+    # as the runner does: an explainer that does not apply to the task (grad_cam on a text model)
+    # is left out, and each explainer is scored only with the metrics that apply to it
+    objs = {name: Explainer.registry.get(name)(**params) for name, params in explainers}
+    not_applicable = [name for name, _ in explainers if not objs[name].applies_to(task)]
+    explainers = [(name, params) for name, params in explainers if name not in not_applicable]
+    applicable = {m.name for m in metric_objs for name, _ in explainers if m.applies_to(task, objs[name])}
+    skipped = [m.name for m in metric_objs if m.name not in applicable]
+    metric_objs = [m for m in metric_objs if m.name in applicable]
     targets, _, _ = targets_for(task, task.engine())
     model_hash = weights_hash(model.model)
     cfg = RunConfig([spec], explainers, suite.metrics, n=n, seed=args.seed, suite=suite.name,
@@ -129,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     seed_kw = {"seed": args.seed} if "seed" in inspect.signature(Runner.explain).parameters else {}
     expls = []
     t0 = time.perf_counter()
-    for name, params in explainers:
-        expls.append(runner.explain(task, Explainer.registry.get(name)(**params), targets, model_hash, **seed_kw))
+    for name, _ in explainers:
+        expls.append(runner.explain(task, objs[name], targets, model_hash, **seed_kw))
     explain_s = time.perf_counter() - t0
     shutil.rmtree(scratch, ignore_errors=True)
 
@@ -147,27 +159,29 @@ def main(argv: list[str] | None = None) -> int:
         pm = {m.name: {"plan": 0.0, "score": 0.0} for m in metric_objs}
         pm["(Context + valid)"] = {"plan": 0.0, "score": 0.0}
 
+        # the runner's metric phase (Runner.run_task): Scoring.plan per explainer with fresh metric
+        # instances (metrics keep per-run state), the NaN check, one engine pass, Scoring.score
+        scoring = Scoring(task, targets, engine, args.seed)
         t_plan0 = time.perf_counter()
         planned = []
-        for expl in expls:
+        for (name, _), expl in zip(explainers, expls):
             a = time.perf_counter()
-            ctx = Context(task, expl, targets, engine, args.seed)
-            ctx.valid  # the runner's _report_bad
-            pm["(Context + valid)"]["plan"] += time.perf_counter() - a
-            plans = []
-            for m in metric_objs:
-                a = time.perf_counter()
-                plans.append((m, m.plan(ctx)))
-                pm[m.name]["plan"] += time.perf_counter() - a
-            planned.append((ctx, plans))
+            plan = scoring.plan(expl, [type(m)(**m.p) for m in metric_objs], objs[name])
+            plan.context.valid  # the runner's _report_bad
+            spent = time.perf_counter() - a
+            for m_name, meter in plan.meters.items():
+                pm[m_name]["plan"] += meter.seconds
+                spent -= meter.seconds
+            pm["(Context + valid)"]["plan"] += spent
+            planned.append(plan)
         t_run0 = time.perf_counter()
         engine.run()
         t_score0 = time.perf_counter()
-        for ctx, plans in planned:
-            for m, states in plans:
-                a = time.perf_counter()
-                m.score(ctx, states)
-                pm[m.name]["score"] += time.perf_counter() - a
+        for plan in planned:
+            before = {m_name: meter.seconds for m_name, meter in plan.meters.items()}
+            scoring.score(plan)
+            for m_name, meter in plan.meters.items():
+                pm[m_name]["score"] += meter.seconds - before[m_name]
         t_end = time.perf_counter()
 
         # bare forward passes over the same unique inputs, same order and batches
@@ -221,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "task": spec.name, "suite": suite.name,
         "cache": f"warm ({cache_dir()})" if args.warm_cache else "cold (fresh temporary XBENCH_CACHE)", "n_examples": len(task.examples), "seed": args.seed,
-        "explainers": [e for e, _ in explainers], "metrics": [m.name for m in metric_objs],
-        "skipped_metrics": skipped, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "explainers": [e for e, _ in explainers], "explainers_not_applicable": not_applicable,
+        "metrics": [m.name for m in metric_objs], "skipped_metrics": skipped, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "load_task_seconds": round(load_s, 3), "explain_seconds": round(explain_s, 3),
         "attribution_cache": [e.meta.get("cache") for e in expls],
         "requested_inputs": reps[0]["requested"], "unique_inputs": reps[0]["unique"],
@@ -239,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine before start: {load_before}; other processes during the timed repeats: "
           f"{other_note(other_share)}")
     print(f"cache: {result['cache']}")
+    if not_applicable or skipped:
+        print(f"left out as the runner leaves them out: explainers not applicable to the task: "
+              f"{', '.join(not_applicable) or 'none'}; metrics applicable to no explainer: {', '.join(skipped) or 'none'}")
     print(f"setup (untimed): load_task {load_s:.2f} s, explanations {explain_s:.2f} s "
           f"(attribution cache: {', '.join(sorted(set(map(str, result['attribution_cache']))))})")
     print(f"inputs: {result['requested_inputs']} requested by the metric phase, {result['unique_inputs']} unique "

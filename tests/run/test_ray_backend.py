@@ -81,6 +81,8 @@ def test_two_ray_workers_give_the_local_run_bit_for_bit(cluster, local, tmp_path
     # each worker set torch's threads from its CPU share (1), whatever the driver's count
     assert {w["threads"] for w in info["partitions"]["workers"]} == {1}
     assert not (out / "parts").exists()  # the chunks were joined into the usual layout
+    # xbench reproduce runs it again in one process, with the workers' thread count, bit for bit
+    assert main(["reproduce", str(out), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
 
 
 def test_shards_of_the_same_partition_merge_to_the_local_run(local, tmp_path):

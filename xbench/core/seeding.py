@@ -48,3 +48,10 @@ def isolated_global_rng(seed: int) -> Iterator[None]:
             yield
         finally:
             np.random.set_state(np_state)
+
+
+def global_rng_for(seed: int, draws: bool) -> "contextlib.AbstractContextManager[None]":
+    """:func:`isolated_global_rng` for code that draws from the global RNGs (``draws``), else nothing:
+    forking and seeding costs a ``torch.manual_seed`` per call (0.2-1.7 ms on CPU builds), and code
+    that draws nothing gives the same numbers and leaves the global state alone either way."""
+    return isolated_global_rng(seed) if draws else contextlib.nullcontext()

@@ -16,9 +16,11 @@ pixel gets its group's score. Both parameters are ignored by modalities that do 
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
-from xbench.core.seeding import isolated_global_rng
+from xbench.core.seeding import global_rng_for
 from xbench.explainers.base import Explainer
 from xbench.features.image import GROUP_PARAMS, check_image_params
 from xbench.features.protocol import AttributionInputs
@@ -33,6 +35,9 @@ class _PresenceExplainer(Explainer):
     space = "presence"
     batch_params = ("perturbations_per_eval",)
     param_types = IMAGE_PARAM_TYPES
+    #: whether captum's method samples from the global RNG (Lime, KernelShap): then each call runs
+    #: inside :func:`~xbench.core.seeding.isolated_global_rng`; Occlusion draws nothing
+    draws_global_rng: ClassVar[bool] = True
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -52,7 +57,7 @@ class _PresenceExplainer(Explainer):
         return c
 
     def attribute(self, inputs: AttributionInputs, seed: int):
-        with isolated_global_rng(seed):  # captum's samplers draw from the global RNG
+        with global_rng_for(seed, self.draws_global_rng):  # captum's samplers draw from the global RNG
             attr = self._captum(inputs.forward_func, inputs.inputs, inputs.target, **self.feature_mask(inputs))
         return inputs.to_features(attr)
 
@@ -63,6 +68,7 @@ class Occlusion(_PresenceExplainer):
 
     name = "occlusion"
     params = {"perturbations_per_eval": 64, **IMAGE_PARAMS}
+    draws_global_rng = False
 
     def _captum(self, f, z, target, **mask):
         from captum.attr import FeatureAblation

@@ -27,6 +27,16 @@ and one context's re-explanations are computed once and shared by those metrics.
 inputs are re-explained with their own randomness (the re-explanation's seed parts name the
 sample), as Quantus calls the explainer afresh: for stochastic explainers the sensitivities include
 their run-to-run variation, which ``explainer_seed_stability`` isolates.
+
+Re-explanations of the noisy copies: by default each kept copy is explained on its own, with the
+seed of its own sample, exactly as before. With an explainer's opt-in ``batch_examples`` > 1, about
+that many noisy copies (of several examples) go into one
+:meth:`~xbench.explainers.base.Explainer.explain` call, which explains them in batched captum calls;
+for images and tabular rows the prediction checks of those examples are then one forward pass; for
+text the kept copies' attribution inputs are built inside the noise block and explained after it
+(only for input-space explainers on a model that reads its word-embedding matrix only to embed ids:
+no tied output layer). Batched values agree with the default's to float32 rounding, not bit for bit
+(``tests/metrics/test_stability_batched.py``).
 """
 from __future__ import annotations
 
@@ -179,20 +189,70 @@ def noisy_input(ctx: Context, i: int, radius: float, s: int) -> np.ndarray:
     return (x + noise.numpy().reshape(x.shape)).astype(np.float32)
 
 
-def _dense_noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns:
+def _reexplain_each(ctx: Context, examples: list, targets: list[int], parts: list[tuple],
+                    prepared: list | None = None) -> list[np.ndarray]:
+    """:meth:`Context.reexplain` on this context's task with one seed-parts tuple per example: the
+    seeds are those of one ``ctx.reexplain([example], [target], ctx.seed, None, *parts[k])`` call
+    each, and one call serves them all, so an explainer with ``batch_examples`` > 1 explains them in
+    batches (with the default, one at a time, as before). Only the attributions are kept, so their
+    per-call peak memory is not measured (it trims the heap each time: slower than a small model's
+    gradient)."""
+    if ctx.explainer is None:
+        raise RuntimeError("this metric needs the explainer itself (Context.explainer is None)")
+    if not examples:
+        return []
+    return ctx.explainer.explain(ctx.task, examples, [int(t) for t in targets], ctx.seed,
+                                 extra_seeds=parts, prepared=prepared, measure_memory=False).attributions
+
+
+def _dense_noise_runs(ctx: Context, idx: list[int], radius: float, n_samples: int) -> dict[int, NoiseRuns]:
     """:func:`noise_runs` for images and tabular rows: the perturbed input is a new example
-    (``with_input``: same baseline and feature map, id ``<id>~noise:<s>``)."""
-    model, ex = ctx.task.model, ctx.task.examples[i]
-    xs = [noisy_input(ctx, i, radius, s) for s in range(n_samples)]
-    out = model.forward_array(np.stack([ex.x, *xs]), "logit").astype(np.float64)
-    h, hs = out[0], list(out[1:])
-    kept = np.array([int(h_s.argmax()) == int(h.argmax()) for h_s in hs], dtype=bool)
-    attrs: list[np.ndarray | None] = [None] * n_samples
-    for s in np.flatnonzero(kept):
-        noisy = ex.with_input(xs[s], f"{ex.id}~noise:{s}")
-        attrs[s] = ctx.reexplain([noisy], ctx.targets[i:i + 1], ctx.seed, None, "embedding_noise",
-                                 int(s)).attributions[0]
-    return NoiseRuns(kept, h, hs, attrs)
+    (``with_input``: same baseline and feature map, id ``<id>~noise:<s>``). The kept samples of all
+    of ``idx`` are re-explained in one :meth:`~xbench.explainers.base.Explainer.explain` call; with
+    an explainer's ``batch_examples`` > 1 the prediction checks of all of ``idx`` are one forward call."""
+    model = ctx.task.model
+    out: dict[int, NoiseRuns] = {}
+    todo: list[tuple[int, int, object]] = []
+    inputs = {i: [ctx.task.examples[i].x, *(noisy_input(ctx, i, radius, s) for s in range(n_samples))] for i in idx}
+    if ctx.explainer is not None and ctx.explainer.batch_examples > 1:
+        # opt-in batching: every example's prediction check in one forward pass too (its logits, like
+        # the batched re-explanations, may differ from the one-example-at-a-time ones in the last bits)
+        lg_all = model.forward_array(np.stack([x for i in idx for x in inputs[i]]), "logit").astype(np.float64)
+        logits = {i: lg_all[k * (n_samples + 1):(k + 1) * (n_samples + 1)] for k, i in enumerate(idx)}
+    else:
+        logits = {i: model.forward_array(np.stack(inputs[i]), "logit").astype(np.float64) for i in idx}
+    for i in idx:
+        ex = ctx.task.examples[i]
+        xs = inputs[i][1:]
+        lg = logits[i]
+        h, hs = lg[0], list(lg[1:])
+        kept = np.array([int(h_s.argmax()) == int(h.argmax()) for h_s in hs], dtype=bool)
+        out[i] = NoiseRuns(kept, h, hs, [None] * n_samples)
+        todo += [(i, int(s), ex.with_input(xs[s], f"{ex.id}~noise:{s}")) for s in np.flatnonzero(kept)]
+    attrs = _reexplain_each(ctx, [e for _, _, e in todo], [ctx.targets[i] for i, _, _ in todo],
+                            [("embedding_noise", s) for _, s, _ in todo])
+    for (i, s, _), a in zip(todo, attrs):
+        out[i].attrs[s] = a
+    return out
+
+
+def _reads_embeddings_only_by_id(model) -> bool:
+    """Whether the model reads its word-embedding matrix only to embed ids (no other module shares
+    the weight, e.g. a tied output layer): then an input-space explainer's result on embeddings
+    computed under :func:`embedding_noise` does not depend on the noise being still applied."""
+    emb = model.model.get_input_embeddings()
+    ptr = emb.weight.data_ptr()
+    return not any(p.data_ptr() == ptr for m in model.model.modules() if m is not emb
+                   for p in m.parameters(recurse=False))
+
+
+def _text_batched(ctx: Context) -> bool:
+    """Whether text noise runs re-explain outside the noise block, in batches: only for an explainer
+    with ``batch_examples`` > 1 (opt-in) working on the model's input embeddings, on a model that
+    reads the embedding matrix only by id."""
+    x = ctx.explainer
+    return (x is not None and x.batch_examples > 1 and x.space == "input"
+            and _reads_embeddings_only_by_id(ctx.task.model))
 
 
 def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns:
@@ -200,26 +260,67 @@ def noise_runs(ctx: Context, i: int, radius: float, n_samples: int) -> NoiseRuns
     adapter's logits on the perturbed embeddings, and re-explain the kept samples (memoised per
     context, so the four noise metrics share one set of re-explanations; the first of them to
     score bears their cost)."""
-    key = ("noise", i, float(radius), int(n_samples))
+    return noise_runs_many(ctx, [i], radius, n_samples)[i]
+
+
+def noise_runs_many(ctx: Context, idx: list[int], radius: float, n_samples: int) -> dict[int, NoiseRuns]:
+    """:func:`noise_runs` for each of ``idx`` (memoised per context, by example), their kept samples
+    re-explained together where the explainer batches (``batch_examples`` > 1)."""
     store = _cache(ctx)
-    if key in store:
-        return store[key]
-    if dense(ctx):
-        store[key] = _dense_noise_runs(ctx, i, radius, n_samples)
-        return store[key]
-    model, ex = ctx.task.model, ctx.task.examples[i]
-    row = [ex.row()]
-    h = model.outputs(row, "logit")[0].astype(np.float64)
-    kept, hs, attrs = np.zeros(n_samples, bool), [], []
-    for s in range(n_samples):
-        with embedding_noise(model, *_noise(ctx, i, radius, s)):
-            h_s = model.outputs(row, "logit")[0].astype(np.float64)
-            kept[s] = int(h_s.argmax()) == int(h.argmax())
-            a_s = (ctx.reexplain([ex], ctx.targets[i:i + 1], ctx.seed, None, "embedding_noise", s).attributions[0]
-                   if kept[s] else None)
-        hs.append(h_s)
-        attrs.append(a_s)
-    out = store[key] = NoiseRuns(kept, h, hs, attrs)
+    key = lambda i: ("noise", i, float(radius), int(n_samples))  # noqa: E731
+    todo = [i for i in dict.fromkeys(idx) if key(i) not in store]
+    # examples per explain call: one by default (as before: one example's noisy copies are held at a
+    # time), else about batch_examples noisy copies
+    batch = ctx.explainer.batch_examples if ctx.explainer is not None else 1
+    step = max(1, batch // max(1, int(n_samples)))
+    if todo and dense(ctx):
+        for b in range(0, len(todo), step):
+            for i, runs in _dense_noise_runs(ctx, todo[b:b + step], radius, n_samples).items():
+                store[key(i)] = runs
+    elif todo and _text_batched(ctx):
+        # built under the noise, explained after it
+        for b in range(0, len(todo), step):
+            for i, runs in _text_noise_runs(ctx, todo[b:b + step], radius, n_samples, batched=True).items():
+                store[key(i)] = runs
+    else:
+        for i in todo:
+            store[key(i)] = _text_noise_runs(ctx, [i], radius, n_samples)[i]
+    return {i: store[key(i)] for i in idx}
+
+
+def _text_noise_runs(ctx: Context, idx: list[int], radius: float, n_samples: int,
+                     batched: bool = False) -> dict[int, NoiseRuns]:
+    """Noise runs of text examples: each sample's noise is applied to the embedding matrix
+    (:func:`embedding_noise`) while the prediction is read, and while the explainer runs (the default:
+    one re-explanation per kept sample, inside the block, so every explainer sees the noise); with
+    ``batched``, only the kept samples' attribution inputs are built inside the block and the
+    explainer runs after it, on all of them in one call (:func:`_text_batched` says when that is the
+    same computation)."""
+    model = ctx.task.model
+    out: dict[int, NoiseRuns] = {}
+    todo: list[tuple[int, int, Any]] = []
+    for i in idx:
+        ex = ctx.task.examples[i]
+        row = [ex.row()]
+        h = model.outputs(row, "logit")[0].astype(np.float64)
+        kept, hs, attrs = np.zeros(n_samples, bool), [], []
+        for s in range(n_samples):
+            with embedding_noise(model, *_noise(ctx, i, radius, s)):
+                h_s = model.outputs(row, "logit")[0].astype(np.float64)
+                kept[s] = int(h_s.argmax()) == int(h.argmax())
+                a_s = None
+                if kept[s] and batched:
+                    todo.append((i, s, ctx.task.attribution_inputs(ex, int(ctx.targets[i]), ctx.explainer.space)))
+                elif kept[s]:
+                    a_s = _reexplain_each(ctx, [ex], ctx.targets[i:i + 1], [("embedding_noise", s)])[0]
+            hs.append(h_s)
+            attrs.append(a_s)
+        out[i] = NoiseRuns(kept, h, hs, attrs)
+    if todo:
+        got = _reexplain_each(ctx, [ctx.task.examples[i] for i, _, _ in todo], [ctx.targets[i] for i, _, _ in todo],
+                              [("embedding_noise", s) for _, s, _ in todo], [inp for _, _, inp in todo])
+        for (i, s, _), a in zip(todo, got):
+            out[i].attrs[s] = a
     return out
 
 
@@ -254,8 +355,9 @@ class _EmbeddingNoise(_Stability):
 
     def score_many(self, ctx: Context, idx: list[int], states) -> np.ndarray:
         out, n_kept, n_all = [], 0, 0
+        all_runs = noise_runs_many(ctx, idx, self.p["radius"], self.p["n_samples"])
         for i in idx:
-            runs = noise_runs(ctx, i, self.p["radius"], self.p["n_samples"])
+            runs = all_runs[i]
             kept = np.flatnonzero(runs.kept)
             n_kept, n_all = n_kept + len(kept), n_all + len(runs.kept)
             if not len(kept):

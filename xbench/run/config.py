@@ -138,6 +138,11 @@ class RunConfig:
         rt = manifest.get("runtime") or {}
         if rt.get("dtype") not in (None, "float32"):
             cfg.runtime["dtype"] = rt["dtype"]  # reduced precision changes values: reproduce it
+        backend = manifest.get("backend") or {}
+        if backend.get("name") == "ray" and backend.get("cpus_per_worker"):
+            # the CPU thread count can change the last bits of gradients: run again (reproduce, or
+            # resume in this process) with the threads the Ray workers had
+            cfg.runtime["threads"] = int(backend["cpus_per_worker"])
         for i, spec in enumerate(cfg.tasks):
             spec_path = manifest.get("tasks", {}).get(spec.name, {}).get("spec_path")
             own = Path(run_dir) / "inputs" / f"{spec.name}.yaml" if run_dir is not None else None
