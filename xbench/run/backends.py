@@ -55,15 +55,10 @@ class _Worker:
 
     def __init__(self, config: Any, runtime: dict[str, Any], threads: int, plugins: dict, models: Any) -> None:
         from xbench.core.device import Runtime
-        from xbench.explainers.base import Explainer
-        from xbench.metrics.base import Metric
+        from xbench.run.config import import_plugins
         from xbench.run.runner import Runner
 
-        for kind, origins in (plugins or {}).items():  # the driver's plugin classes, imported by origin
-            registry = {"explainers": Explainer.registry, "metrics": Metric.registry}.get(kind)
-            for name, origin in (origins or {}).items():
-                if registry is not None and name not in registry._classes:
-                    registry.canonical(origin)
+        import_plugins(plugins)  # the driver's plugin classes, imported by origin
         self.runner = Runner(config, out=os.devnull, progress=False, models=models)
         # torch's threads from this worker's CPU share: workers never oversubscribe the node
         self.runner.runtime = Runtime.create(**{**runtime, "threads": threads})
@@ -205,9 +200,10 @@ class RayBackend:
         if not todo:
             return
         ray = self._start(runner)
-        faults = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
-                  getattr(ray.exceptions, "OutOfMemoryError", ray.exceptions.RayError),
-                  getattr(ray.exceptions, "NodeDiedError", ray.exceptions.RayActorError))
+        # a worker that died, not an error in the work (an exception in xbench's code is a RayTaskError)
+        faults = tuple(getattr(ray.exceptions, n) for n in ("RayActorError", "WorkerCrashedError", "ObjectLostError",
+                                                            "OutOfMemoryError", "NodeDiedError")
+                       if hasattr(ray.exceptions, n))
         queue = deque((p, u, b, 0) for p, u, b in todo)
         idle = list(self._actors)
         while len(self._actors) < min(self.n_workers, len(todo)):

@@ -127,11 +127,7 @@ class RunConfig:
         ``module:Class`` origins under ``plugins``), and each task's file path restored (so relative
         data paths resolve as they did): the run's own copy ``<run_dir>/inputs/<task>.yaml`` where it
         has one (the Python API's runs), else the recorded file where it still exists."""
-        for kind, origins in (manifest.get("plugins") or {}).items():
-            registry = {"explainers": Explainer.registry, "metrics": Metric.registry}.get(kind)
-            for name, origin in (origins or {}).items():
-                if registry is not None and name not in registry._classes:
-                    registry.canonical(origin)
+        import_plugins(manifest.get("plugins"))
         if not isinstance(manifest.get("config"), dict):
             raise XBenchError(f"{where}: field 'config' is missing")
         cfg = cls.from_dict(manifest["config"], where)
@@ -166,6 +162,16 @@ class RunConfig:
     def hash(self) -> str:
         """The config hash recorded in manifests (a stable hash of :meth:`to_dict`)."""
         return content_key(self.to_dict())
+
+
+def import_plugins(plugins: Mapping[str, Mapping[str, str]] | None) -> None:
+    """Register the explainers and metrics a run used that xbench does not ship, by their
+    ``module:Class`` origins (:meth:`RunConfig.plugins`), where this process lacks them."""
+    for kind, origins in (plugins or {}).items():
+        registry = {"explainers": Explainer.registry, "metrics": Metric.registry}.get(kind)
+        for name, origin in (origins or {}).items():
+            if registry is not None and name not in registry._classes:
+                registry.canonical(origin)
 
 
 def versions() -> dict[str, str]:
